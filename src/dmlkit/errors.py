@@ -1,0 +1,27 @@
+"""Exception types raised by dmlkit for bad input.
+
+Every error names the file, key or flag at fault and what was expected, so that
+a user can fix the input without reading the source.
+"""
+
+from __future__ import annotations
+
+
+class DmlkitError(Exception):
+    """Base class of all dmlkit errors meant for the user."""
+
+
+class ConfigError(DmlkitError, ValueError):
+    """A configuration key or value is unknown or invalid."""
+
+
+class DatasetError(DmlkitError, FileNotFoundError):
+    """A dataset root, annotation file or image is missing or malformed."""
+
+
+class WeightsError(DmlkitError, FileNotFoundError):
+    """Pretrained weights were requested but cannot be found or loaded."""
+
+
+class TrainingError(DmlkitError, RuntimeError):
+    """Training cannot go on (for example a non-finite loss)."""

@@ -1,0 +1,1 @@
+"""Retrieval and clustering evaluation: exact kNN, Recall@K, MAP@R, NMI, F1."""

@@ -1,0 +1,1 @@
+"""Metric losses and miners, selected by name (see :data:`LOSSES`)."""

@@ -1,0 +1,1 @@
+"""Backbones, embedding heads and the embedding model."""

@@ -1,0 +1,101 @@
+"""Name-to-factory registries, so that configs choose components by name."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from dmlkit.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A mapping from names to factories (classes or functions).
+
+    Args:
+        kind: What the registry holds ("loss", "dataset", ...); used in error messages.
+
+    Example:
+        >>> losses = Registry("loss")
+        >>> @losses.register("double")
+        ... def double(scale: float = 2.0):
+        ...     return scale
+        >>> losses.build("double", {"scale": 3.0}, key="loss")
+        3.0
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator adding a factory under ``name``."""
+
+        def add(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = factory
+            return factory
+
+        return add
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def get(self, name: str, key: str | None = None) -> Callable[..., T]:
+        """The factory for ``name``; a :class:`ConfigError` naming the choices if unknown."""
+        if name not in self._items:
+            where = f"{key}: " if key else ""
+            raise ConfigError(
+                f"{where}unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}"
+            )
+        return self._items[name]
+
+    def parameters(self, name: str) -> dict[str, inspect.Parameter]:
+        """The keyword parameters a user may set for ``name`` (from its signature)."""
+        sig = inspect.signature(self.get(name))
+        return {
+            p.name: p
+            for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and not p.name.startswith("_")
+        }
+
+    def build(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        **context: Any,
+    ) -> T:
+        """Build ``name`` with user ``params`` checked against its signature.
+
+        ``context`` holds values supplied by dmlkit itself (embedding size,
+        number of classes, ...); they are passed only if the factory accepts them.
+        """
+        factory = self.get(name, key)
+        allowed = self.parameters(name)
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            where = f"{key}." if key else ""
+            raise ConfigError(
+                f"unknown key(s) {', '.join(where + u for u in unknown)} for {self.kind} {name!r}; "
+                f"valid keys: {', '.join(sorted(allowed)) or '(none)'}"
+            )
+        extra = {k: v for k, v in context.items() if k in allowed and k not in params}
+        try:
+            return factory(**params, **extra)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            where = f"{key}: " if key else ""
+            raise ConfigError(f"{where}invalid parameters for {self.kind} {name!r}: {exc}") from exc
