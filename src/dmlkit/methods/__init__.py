@@ -1,0 +1,10 @@
+"""Training methods: the baseline metric-loss method and the seed methods.
+
+Importing this package registers every method in :data:`METHODS`.
+"""
+
+from dmlkit.methods import metric_loss  # noqa: F401  (registers "metric_loss")
+from dmlkit.methods.base import Method, MethodContext, StepOutput, TrainStep
+from dmlkit.methods.registry import METHODS
+
+__all__ = ["METHODS", "Method", "MethodContext", "StepOutput", "TrainStep"]

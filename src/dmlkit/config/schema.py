@@ -1,0 +1,167 @@
+"""The run configuration: typed sections with paper-faithful defaults.
+
+Sections mirror the YAML files in ``configs/``. Components chosen by name
+(``loss``, ``method``, transform options, backbone keyword arguments) are free-form
+mappings here and are checked against their factory's signature when built, so
+every unknown key is reported with the valid choices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class DataConfig:
+    """Dataset, transforms and batch composition.
+
+    Attributes:
+        dataset: Registered dataset name (``dmlkit datasets`` lists them).
+        root: Folder holding the dataset in its official layout (unused by ``digits``).
+        image_size: Crop size; ``None`` takes the dataset's default (224 for photos, 28 for
+            Omniglot/MNIST, 8 for digits).
+        transform: Options passed to :func:`dmlkit.data.transforms.build_transforms`
+            (``protocol``, ``scale``, ``resize_size``, ``mean``, ``std``, ...).
+        classes_per_batch: P of the P×K class-balanced batch sampler.
+        samples_per_class: K of the P×K sampler.
+        num_workers: DataLoader worker processes.
+        eval_batch_size: Batch size for embedding the evaluation sets.
+    """
+
+    dataset: str = "digits"
+    root: str | None = None
+    image_size: int | None = None
+    transform: dict[str, Any] = field(default_factory=dict)
+    classes_per_batch: int = 8
+    samples_per_class: int = 4
+    num_workers: int = 0
+    eval_batch_size: int = 256
+
+
+@dataclass
+class ModelConfig:
+    """Backbone and embedding head (see :func:`dmlkit.models.build_model`)."""
+
+    backbone: str = "small_cnn"
+    pretrained: bool | str = False
+    embedding_dim: int = 64
+    pooling: str = "avg"
+    normalize: bool = True
+    freeze_bn: bool = False
+    head_init: str = "default"
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimizerConfig:
+    """Optimiser and per-group learning-rate multipliers.
+
+    ``loss_lr_mult`` ``None`` uses the loss's own multiplier (e.g. ×100 for Proxy-Anchor
+    proxies); ``method_lr_mult`` applies to a method's extra heads (decoder, MPN).
+    """
+
+    name: Literal["adam", "adamw", "radam", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = False
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    backbone_lr_mult: float = 1.0
+    head_lr_mult: float = 1.0
+    loss_lr_mult: float | None = None
+    method_lr_mult: float = 1.0
+
+
+@dataclass
+class SchedulerConfig:
+    """Learning-rate schedule, applied per optimisation step.
+
+    ``warmup_epochs`` ramps the LR linearly from ``warmup_start`` × lr; then ``name``:
+    ``constant``, ``cosine`` (to ``min_lr_ratio`` × lr), ``step`` (× ``gamma`` every
+    ``step_epochs``) or ``multistep`` (× ``gamma`` at each of ``milestones`` epochs).
+    """
+
+    name: Literal["constant", "cosine", "step", "multistep"] = "constant"
+    warmup_epochs: float = 0.0
+    warmup_start: float = 0.01
+    min_lr_ratio: float = 0.0
+    step_epochs: int = 10
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainerConfig:
+    """Devices, precision and the loop (run through Lightning Fabric).
+
+    Attributes:
+        accelerator: ``auto``, ``cpu``, ``cuda``, ``gpu`` or ``mps``.
+        devices: Number of devices, or ``auto``.
+        precision: Fabric precision: ``32-true``, ``16-mixed``, ``bf16-mixed``, ...
+        strategy: Fabric strategy: ``auto``, ``ddp``, ...
+        epochs: Number of epochs (an epoch = one pass of the batch sampler).
+        max_steps_per_epoch: Cap on optimisation steps per epoch (``None``: the sampler's length).
+        eval_every: Evaluate every N epochs (and always after the last).
+        checkpoint_every_steps: Also save ``last.pt`` every N steps (``0``: only at epoch end).
+        log_every: Log training scalars every N steps.
+        grad_clip: Clip gradient norm to this value (``None``: off).
+        progress_bar: Show a tqdm bar with loss and images/s (``auto``: when attached to a terminal).
+        threads: CPU threads for torch (``None``: torch's default).
+    """
+
+    accelerator: str = "auto"
+    devices: int | str = 1
+    precision: str = "32-true"
+    strategy: str = "auto"
+    epochs: int = 10
+    max_steps_per_epoch: int | None = None
+    eval_every: int = 1
+    checkpoint_every_steps: int = 0
+    log_every: int = 10
+    grad_clip: float | None = None
+    progress_bar: bool | Literal["auto"] = "auto"
+    threads: int | None = None
+
+
+@dataclass
+class EvalConfig:
+    """Zero-shot retrieval and clustering evaluation.
+
+    Attributes:
+        recall_at: Ks of Recall@K (1,2,4,8 for CUB/Cars; 1,10,100,1000 for SOP; 1,10,20,30,40 In-Shop).
+        metrics: Which of ``recall``, ``nmi``, ``f1``, ``map@r``, ``r_precision`` to compute.
+        distance: ``euclidean``, ``cosine`` or ``dot``.
+        backend: kNN backend: ``auto`` (faiss when installed and faster), ``torch`` or ``faiss``.
+        best_metric: Metric whose maximum selects ``best.pt``.
+        untrained: Evaluate once before the first step (``metrics.json["untrained"]``).
+    """
+
+    recall_at: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    metrics: list[str] = field(default_factory=lambda: ["recall", "nmi", "f1", "map@r", "r_precision"])
+    distance: Literal["euclidean", "cosine", "dot"] = "euclidean"
+    backend: Literal["auto", "torch", "faiss"] = "auto"
+    best_metric: str = "recall@1"
+    untrained: bool = True
+
+
+@dataclass
+class RunConfig:
+    """A whole training run.
+
+    ``loss`` and ``method`` are ``{name: ..., <params>}`` mappings resolved through the
+    loss and method registries. The default method, ``metric_loss``, trains the
+    embedding with ``loss`` alone; seed methods (DVML, Magnet, ...) wrap or replace it.
+    """
+
+    seed: int = 0
+    output_dir: str = "runs"
+    name: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: dict[str, Any] = field(default_factory=lambda: {"name": "triplet"})
+    method: dict[str, Any] = field(default_factory=lambda: {"name": "metric_loss"})
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

@@ -1,0 +1,39 @@
+"""The simplest method: a metric loss on the embeddings of a P×K batch."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dmlkit.losses.base import MetricLoss
+from dmlkit.methods.base import Method, StepOutput
+from dmlkit.methods.registry import METHODS
+
+if TYPE_CHECKING:
+    from dmlkit.models.model import EmbeddingModel
+
+
+@METHODS.register("metric_loss")
+class MetricLossMethod(Method):
+    """Train the embedding with one metric loss (every baseline of the papers' tables).
+
+    Args:
+        loss: The loss module built from the run's ``loss`` section.
+        loss_lr_mult: LR multiplier of the loss's own parameters (proxies); ``None`` uses
+            the loss's :attr:`~dmlkit.losses.base.MetricLoss.lr_multiplier`.
+    """
+
+    def __init__(self, loss: MetricLoss, loss_lr_mult: float | None = None) -> None:
+        super().__init__()
+        self.loss = loss
+        self.loss_lr_mult = loss_lr_mult
+
+    def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
+        embeddings = model(batch["image"])
+        return StepOutput(self.loss(embeddings, batch["label"]))
+
+    def param_groups(self, base_lr: float, lr_mult: float) -> list[dict[str, Any]]:
+        params = [p for p in self.loss.parameters() if p.requires_grad]
+        if not params:
+            return []
+        mult = self.loss_lr_mult if self.loss_lr_mult is not None else self.loss.lr_multiplier
+        return [{"params": params, "lr": base_lr * mult, "name": "loss"}]

@@ -1,0 +1,136 @@
+"""The run directory: everything a run leaves behind, as data.
+
+Layout::
+
+    RUN_DIR/config.yaml          resolved configuration
+    RUN_DIR/env.json             versions, device, seed, command line
+    RUN_DIR/metrics.json         {"status", "test", "best", "untrained", "history", ...}
+    RUN_DIR/checkpoints/last.pt  latest state (resume from here)
+    RUN_DIR/checkpoints/best.pt  state with the best ``eval.best_metric``
+    RUN_DIR/logs/                CSV and TensorBoard logs
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dmlkit.training.checkpoint import atomic_write_json, atomic_write_text
+
+_PACKAGES = (
+    "dmlkit",
+    "torch",
+    "torchvision",
+    "timm",
+    "lightning",
+    "pytorch-metric-learning",
+    "faiss-cpu",
+    "faiss-gpu",
+    "numpy",
+    "scikit-learn",
+)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run directory."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def env(self) -> Path:
+        return self.path / "env.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def create(self) -> None:
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def write_config(self, text: str) -> None:
+        atomic_write_text(self.config, text)
+
+    def write_metrics(self, data: dict[str, Any]) -> None:
+        atomic_write_json(self.metrics, data)
+
+    def read_metrics(self) -> dict[str, Any]:
+        return json.loads(self.metrics.read_text()) if self.metrics.is_file() else {}
+
+    def write_env(self, data: dict[str, Any]) -> None:
+        atomic_write_json(self.env, data)
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment_info(seed: int, device: torch.device, world_size: int, precision: str) -> dict[str, Any]:
+    """Versions, hardware and invocation details recorded with every run."""
+    cuda = torch.cuda.is_available()
+    return {
+        "seed": seed,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "world_size": world_size,
+        "precision": precision,
+        "cuda_available": cuda,
+        "cuda_version": torch.version.cuda,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "versions": {name: _version(name) for name in _PACKAGES if _version(name)},
+        "git_commit": _git_commit(),
+        "command": sys.argv,
+    }

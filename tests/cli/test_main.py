@@ -1,0 +1,78 @@
+"""The command line: train, eval, embed, datasets, and its error messages."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dmlkit.cli.main import main
+
+TRAIN = ["--set", "trainer.epochs=1", "--set", "trainer.max_steps_per_epoch=2", "--set",
+         "trainer.progress_bar=false", "--set", "eval.metrics=[recall]", "--set", "eval.untrained=false"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "configs/quickstart.yaml", "--run-dir", str(path), *TRAIN]) == 0
+    return path
+
+
+def test_train_writes_run_dir(run_dir, capsys):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and "recall@1" in metrics["test"]
+
+
+def test_train_refuses_to_overwrite(run_dir, capsys):
+    assert main(["train", "configs/quickstart.yaml", "--run-dir", str(run_dir), *TRAIN]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_resume_rejects_changed_config(run_dir, capsys):
+    args = ["train", "configs/quickstart.yaml", "--run-dir", str(run_dir), *TRAIN, "--resume",
+            "--set", "loss.margin=0.5"]
+    assert main(args) == 2
+    assert "loss.margin" in capsys.readouterr().err
+
+
+def test_default_run_dir_is_never_reused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "q.yaml").write_text("trainer: {accelerator: cpu}\n")
+    for _ in range(2):
+        assert main(["train", "configs/q.yaml", *TRAIN]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["q", "q-1"]
+
+
+def test_eval_prints_metrics(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--recall-at", "1", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["metrics"]) >= {"recall@1", "recall@5"}
+    stored = json.loads((run_dir / "metrics.json").read_text())["test"]["recall@1"]
+    assert out["metrics"]["recall@1"] == pytest.approx(stored)
+
+
+def test_embed_writes_npz(run_dir, tmp_path, capsys):
+    out = tmp_path / "emb.npz"
+    assert main(["embed", str(run_dir), "--split", "train", "-o", str(out)]) == 0
+    data = np.load(out)
+    assert data["embeddings"].shape[0] == len(data["labels"]) == len(data["paths"])
+    assert set(np.unique(data["labels"])) == {0, 1, 2, 3, 4}
+
+
+def test_eval_missing_run_is_clear(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "checkpoints/last.pt" in capsys.readouterr().err
+
+
+def test_bad_override_is_clear(capsys):
+    assert main(["train", "configs/quickstart.yaml", "--set", "trainer.epochz=1"]) == 2
+    assert "trainer.epochz" in capsys.readouterr().err
+
+
+def test_datasets_lists_layouts(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "mnist", "omniglot", "cub200", "cars196", "sop", "inshop", "folder", "csv"):
+        assert f"{name}:" in out
+    assert "Ebay_train.txt" in out and "cars_annos.mat" in out

@@ -1,0 +1,107 @@
+"""End-to-end training on the bundled digits: it learns, resumes exactly, and fails safely."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dmlkit.config import load_config
+from dmlkit.errors import TrainingError
+from dmlkit.methods.metric_loss import MetricLossMethod
+from dmlkit.training.checkpoint import load_checkpoint
+from dmlkit.training.trainer import Trainer
+
+QUICK = [
+    "trainer.accelerator=cpu",
+    "trainer.progress_bar=false",
+    "data.samples_per_class=8",
+    "eval.metrics=[recall,map@r]",
+    "eval.recall_at=[1,2]",
+]
+
+
+def small_config(*extra: str):
+    return load_config("configs/quickstart.yaml", [*QUICK, *extra])
+
+
+def test_quickstart_learns(tmp_path):
+    cfg = load_config("configs/quickstart.yaml", ["trainer.progress_bar=false", "trainer.epochs=10"])
+    metrics = Trainer(cfg, tmp_path / "run").fit()
+    assert metrics["status"] == "completed"
+    assert set(metrics["test"]) >= {"recall@1", "recall@8", "nmi", "f1", "map@r", "r_precision"}
+    assert metrics["test"]["recall@1"] > metrics["untrained"]["recall@1"] + 0.05
+    assert [h["epoch"] for h in metrics["history"]] == [5, 10]
+    for name in ("config.yaml", "env.json", "metrics.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (tmp_path / "run" / name).is_file(), name
+    env = json.loads((tmp_path / "run" / "env.json").read_text())
+    assert env["seed"] == 0 and "torch" in env["versions"]
+    assert (tmp_path / "run" / "logs" / "csv" / "metrics.csv").is_file()
+
+
+def _final_weights(run_dir):
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+
+
+def test_resume_between_epochs_matches_uninterrupted(tmp_path):
+    extra = ["trainer.max_steps_per_epoch=3", "trainer.eval_every=1", "eval.untrained=false"]
+    straight = Trainer(small_config(*extra, "trainer.epochs=2"), tmp_path / "a").fit()
+    Trainer(small_config(*extra, "trainer.epochs=1"), tmp_path / "b").fit()
+    resumed = Trainer(small_config(*extra, "trainer.epochs=2"), tmp_path / "b", resume=True).fit()
+    wa, wb = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert resumed["history"] == straight["history"]
+
+
+def test_resume_mid_epoch_matches_uninterrupted(tmp_path, monkeypatch):
+    extra = ["trainer.epochs=2", "trainer.checkpoint_every_steps=2", "eval.untrained=false",
+             "data.transform={protocol: small, augment: true}"]
+    Trainer(small_config(*extra), tmp_path / "a").fit()
+
+    original = MetricLossMethod.after_step
+
+    def crash(self, model, step):
+        original(self, model, step)
+        if step == 4:  # the 5th step: the last checkpoint was written after step 4
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(MetricLossMethod, "after_step", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Trainer(small_config(*extra), tmp_path / "b").fit()
+    monkeypatch.setattr(MetricLossMethod, "after_step", original)
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["global_step"] == 4
+    Trainer(small_config(*extra), tmp_path / "b", resume=True).fit()
+    wa, wb = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    original = MetricLossMethod.training_step
+    calls = {"n": 0}
+
+    def poisoned(self, model, batch):
+        out = original(self, model, batch)
+        calls["n"] += 1
+        if calls["n"] == 5:  # epoch 2, step 2 with 3 steps per epoch
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(MetricLossMethod, "training_step", poisoned)
+    cfg = small_config("trainer.epochs=3", "trainer.max_steps_per_epoch=3", "eval.untrained=false")
+    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at epoch 2, step 2 \(global step 5\)"):
+        Trainer(cfg, tmp_path / "run").fit()
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert state["epoch"] == 1 and state["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "global step 5" in metrics["error"]
+
+
+def test_training_is_seeded(tmp_path):
+    extra = ["trainer.epochs=1", "trainer.max_steps_per_epoch=2", "eval.untrained=false"]
+    a = Trainer(small_config(*extra), tmp_path / "a").fit()
+    b = Trainer(small_config(*extra), tmp_path / "b").fit()
+    c = Trainer(small_config(*extra, "seed=1"), tmp_path / "c").fit()
+    assert a["test"] == b["test"]
+    wa, wc = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "c")
+    assert not all(np.array_equal(wa[k].numpy(), wc[k].numpy()) for k in wa)
