@@ -6,15 +6,26 @@ import numpy as np
 import pytest
 
 from dmlkit.cli.main import main
+from paths import QUICKSTART
 
-TRAIN = ["--set", "trainer.epochs=1", "--set", "trainer.max_steps_per_epoch=2", "--set",
-         "trainer.progress_bar=false", "--set", "eval.metrics=[recall]", "--set", "eval.untrained=false"]
+TRAIN = [
+    "--set",
+    "trainer.epochs=1",
+    "--set",
+    "trainer.max_steps_per_epoch=2",
+    "--set",
+    "trainer.progress_bar=false",
+    "--set",
+    "eval.metrics=[recall]",
+    "--set",
+    "eval.untrained=false",
+]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["train", "configs/quickstart.yaml", "--run-dir", str(path), *TRAIN]) == 0
+    assert main(["train", QUICKSTART, "--run-dir", str(path), *TRAIN]) == 0
     return path
 
 
@@ -24,13 +35,12 @@ def test_train_writes_run_dir(run_dir, capsys):
 
 
 def test_train_refuses_to_overwrite(run_dir, capsys):
-    assert main(["train", "configs/quickstart.yaml", "--run-dir", str(run_dir), *TRAIN]) == 2
+    assert main(["train", QUICKSTART, "--run-dir", str(run_dir), *TRAIN]) == 2
     assert "already holds a run" in capsys.readouterr().err
 
 
 def test_resume_rejects_changed_config(run_dir, capsys):
-    args = ["train", "configs/quickstart.yaml", "--run-dir", str(run_dir), *TRAIN, "--resume",
-            "--set", "loss.margin=0.5"]
+    args = ["train", QUICKSTART, "--run-dir", str(run_dir), *TRAIN, "--resume", "--set", "loss.margin=0.5"]
     assert main(args) == 2
     assert "loss.margin" in capsys.readouterr().err
 
@@ -66,7 +76,7 @@ def test_eval_missing_run_is_clear(tmp_path, capsys):
 
 
 def test_bad_override_is_clear(capsys):
-    assert main(["train", "configs/quickstart.yaml", "--set", "trainer.epochz=1"]) == 2
+    assert main(["train", QUICKSTART, "--set", "trainer.epochz=1"]) == 2
     assert "trainer.epochz" in capsys.readouterr().err
 
 

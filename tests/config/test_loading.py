@@ -1,12 +1,9 @@
-from pathlib import Path
-
 import pytest
 
 from dmlkit.config import config_to_dict, dump_yaml, load_config, read_yaml
 from dmlkit.config.schema import RunConfig
 from dmlkit.errors import ConfigError
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from paths import CONFIGS
 
 
 def test_defaults_without_file():

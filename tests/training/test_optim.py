@@ -11,8 +11,9 @@ from dmlkit.training.optim import build_optimizer, build_scheduler, lr_factor
 @pytest.mark.parametrize("name", ["adam", "adamw", "radam", "sgd"])
 def test_optimizers_keep_group_lrs(name):
     a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
-    opt = build_optimizer(OptimizerConfig(name=name, lr=0.1),
-                          [{"params": [a], "lr": 0.1}, {"params": [b], "lr": 10.0}])
+    opt = build_optimizer(
+        OptimizerConfig(name=name, lr=0.1), [{"params": [a], "lr": 0.1}, {"params": [b], "lr": 10.0}]
+    )
     assert [g["lr"] for g in opt.param_groups] == [0.1, 10.0]
 
 
@@ -28,7 +29,8 @@ def test_cosine_with_warmup_closed_form():
 
 
 def test_step_and_multistep():
-    assert lr_factor(SchedulerConfig(name="step", step_epochs=2, gamma=0.5), 45, 10, 10) == pytest.approx(0.25)
+    step = SchedulerConfig(name="step", step_epochs=2, gamma=0.5)
+    assert lr_factor(step, 45, 10, 10) == pytest.approx(0.25)
     ms = SchedulerConfig(name="multistep", milestones=[3, 6], gamma=0.1)
     assert lr_factor(ms, 29, 10, 10) == pytest.approx(1.0)
     assert lr_factor(ms, 30, 10, 10) == pytest.approx(0.1)

@@ -11,6 +11,7 @@ from dmlkit.errors import TrainingError
 from dmlkit.methods.metric_loss import MetricLossMethod
 from dmlkit.training.checkpoint import load_checkpoint
 from dmlkit.training.trainer import Trainer
+from paths import QUICKSTART
 
 QUICK = [
     "trainer.accelerator=cpu",
@@ -22,11 +23,11 @@ QUICK = [
 
 
 def small_config(*extra: str):
-    return load_config("configs/quickstart.yaml", [*QUICK, *extra])
+    return load_config(QUICKSTART, [*QUICK, *extra])
 
 
 def test_quickstart_learns(tmp_path):
-    cfg = load_config("configs/quickstart.yaml", ["trainer.progress_bar=false", "trainer.epochs=10"])
+    cfg = load_config(QUICKSTART, ["trainer.progress_bar=false", "trainer.epochs=10"])
     metrics = Trainer(cfg, tmp_path / "run").fit()
     assert metrics["status"] == "completed"
     assert set(metrics["test"]) >= {"recall@1", "recall@8", "nmi", "f1", "map@r", "r_precision"}
@@ -54,8 +55,12 @@ def test_resume_between_epochs_matches_uninterrupted(tmp_path):
 
 
 def test_resume_mid_epoch_matches_uninterrupted(tmp_path, monkeypatch):
-    extra = ["trainer.epochs=2", "trainer.checkpoint_every_steps=2", "eval.untrained=false",
-             "data.transform={protocol: small, augment: true}"]
+    extra = [
+        "trainer.epochs=2",
+        "trainer.checkpoint_every_steps=2",
+        "eval.untrained=false",
+        "data.transform={protocol: small, augment: true}",
+    ]
     Trainer(small_config(*extra), tmp_path / "a").fit()
 
     original = MetricLossMethod.after_step
@@ -101,7 +106,7 @@ def test_training_is_seeded(tmp_path):
     extra = ["trainer.epochs=1", "trainer.max_steps_per_epoch=2", "eval.untrained=false"]
     a = Trainer(small_config(*extra), tmp_path / "a").fit()
     b = Trainer(small_config(*extra), tmp_path / "b").fit()
-    c = Trainer(small_config(*extra, "seed=1"), tmp_path / "c").fit()
+    Trainer(small_config(*extra, "seed=1"), tmp_path / "c").fit()
     assert a["test"] == b["test"]
     wa, wc = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "c")
     assert not all(np.array_equal(wa[k].numpy(), wc[k].numpy()) for k in wa)

@@ -95,17 +95,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run.method.to(device)
 
     def embed(ds):
-        return embed_dataset(lambda x: run.method.embed_for_eval(run.model, x), ds,
-                             batch_size=run.cfg.data.eval_batch_size, device=device)
+        return embed_dataset(
+            lambda x: run.method.embed_for_eval(run.model, x),
+            ds,
+            batch_size=run.cfg.data.eval_batch_size,
+            device=device,
+        )
 
     q, ql = embed(data.test.query)
     g, gl = (None, None) if data.test.gallery is None else embed(data.test.gallery)
     e = run.cfg.eval
     recall_at = tuple(args.recall_at) if args.recall_at else tuple(e.recall_at)
-    report = evaluate_embeddings(q, ql, g, gl, recall_at=recall_at, metrics=tuple(e.metrics),
-                                 metric=e.distance, seed=run.cfg.seed, backend=e.backend)
-    out = {"checkpoint": str(run.checkpoint), "epoch": run.epoch, "dataset": args.dataset or run.cfg.data.dataset,
-           "metrics": {k: float(v) for k, v in report.metrics.items()}}
+    report = evaluate_embeddings(
+        q,
+        ql,
+        g,
+        gl,
+        recall_at=recall_at,
+        metrics=tuple(e.metrics),
+        metric=e.distance,
+        seed=run.cfg.seed,
+        backend=e.backend,
+    )
+    out = {
+        "checkpoint": str(run.checkpoint),
+        "epoch": run.epoch,
+        "dataset": args.dataset or run.cfg.data.dataset,
+        "metrics": {k: float(v) for k, v in report.metrics.items()},
+    }
     text = json.dumps(out, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
@@ -129,20 +146,30 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     spec = get_dataset_spec(spec_name)
     if args.split not in spec.splits:
-        raise DmlkitError(f"--split {args.split!r}: dataset {spec_name!r} has splits {', '.join(spec.splits)}")
+        raise DmlkitError(
+            f"--split {args.split!r}: dataset {spec_name!r} has splits {', '.join(spec.splits)}"
+        )
     image_size = run.cfg.data.image_size or get_dataset_spec(run.cfg.data.dataset).default_image_size
     ds = build_split(spec_name, Path(root) if root else None, args.split)
     ds = ds.with_transform(build_transforms("eval", image_size, ds.mode, **run.cfg.data.transform))
     device = torch.device(args.device)
     run.model.to(device)
     run.method.to(device)
-    emb, labels = embed_dataset(lambda x: run.method.embed_for_eval(run.model, x), ds,
-                                batch_size=run.cfg.data.eval_batch_size, device=device)
+    emb, labels = embed_dataset(
+        lambda x: run.method.embed_for_eval(run.model, x),
+        ds,
+        batch_size=run.cfg.data.eval_batch_size,
+        device=device,
+    )
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, embeddings=emb.numpy(), labels=labels,
-             paths=np.asarray([ds.describe(i) for i in range(len(ds))]),
-             class_names=np.asarray(ds.class_names))
+    np.savez(
+        out,
+        embeddings=emb.numpy(),
+        labels=labels,
+        paths=np.asarray([ds.describe(i) for i in range(len(ds))]),
+        class_names=np.asarray(ds.class_names),
+    )
     print(f"wrote {len(labels)} embeddings of dimension {emb.shape[1]} to {out}")
     return 0
 
@@ -153,7 +180,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for name in DATASETS.names():
         spec = get_dataset_spec(name)
         print(f"{name}: {spec.description}")
-        print(f"  splits: {', '.join(spec.splits)}; images: {spec.mode}; default size: {spec.default_image_size}")
+        print(
+            f"  splits: {', '.join(spec.splits)}; images: {spec.mode}; default size: {spec.default_image_size}"
+        )
         for line in spec.layout.strip().splitlines():
             print(f"    {line}")
         print()
@@ -161,24 +190,40 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dmlkit", description="Deep metric learning with zero-shot retrieval.")
+    parser = argparse.ArgumentParser(
+        prog="dmlkit", description="Deep metric learning with zero-shot retrieval."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a YAML config")
     p.add_argument("config", help="YAML config, e.g. configs/quickstart.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set trainer.epochs=5 (repeatable)")
-    p.add_argument("--run-dir", help="run directory (default: OUTPUT_DIR/NAME, NAME = config file name, "
-                   "with -1, -2, ... appended if taken)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set trainer.epochs=5 (repeatable)",
+    )
+    p.add_argument(
+        "--run-dir",
+        help="run directory (default: OUTPUT_DIR/NAME, NAME = config file name, "
+        "with -1, -2, ... appended if taken)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in the run directory")
     p.set_defaults(func=cmd_train)
 
-    for name, func, help_text in (("eval", cmd_eval, "evaluate a trained run"),
-                                  ("embed", cmd_embed, "write embeddings of a dataset split")):
+    for name, func, help_text in (
+        ("eval", cmd_eval, "evaluate a trained run"),
+        ("embed", cmd_embed, "write embeddings of a dataset split"),
+    ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("run", help="run directory or checkpoint file")
-        p.add_argument("--checkpoint", choices=("last", "best"), default="last",
-                       help="which checkpoint of a run directory (default: last)")
+        p.add_argument(
+            "--checkpoint",
+            choices=("last", "best"),
+            default="last",
+            help="which checkpoint of a run directory (default: last)",
+        )
         p.add_argument("--dataset", help="dataset name (default: the run's)")
         p.add_argument("--data-root", help="dataset root folder (default: the run's)")
         p.add_argument("--device", default="cpu", help="torch device (default: cpu)")

@@ -115,7 +115,9 @@ class Trainer:
         fabric: An existing Fabric (tests); by default one is built from ``cfg.trainer``.
     """
 
-    def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False, fabric: Fabric | None = None):
+    def __init__(
+        self, cfg: RunConfig, run_dir: str | Path, resume: bool = False, fabric: Fabric | None = None
+    ):
         self.cfg = cfg
         self.run = RunDir(Path(run_dir))
         self.resume = resume
@@ -159,7 +161,9 @@ class Trainer:
         if cfg.trainer.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, cfg.trainer.max_steps_per_epoch)
         if self.steps_per_epoch < 1:
-            raise ConfigError("the training sampler yields no batch: check data.classes_per_batch/samples_per_class")
+            raise ConfigError(
+                "the training sampler yields no batch: check data.classes_per_batch/samples_per_class"
+            )
 
         self.method.setup(
             MethodContext(
@@ -174,14 +178,18 @@ class Trainer:
                 rank=rank,
                 world_size=world,
                 embed_dataset=self._embed_dataset,
-                batch_config={"classes_per_batch": cfg.data.classes_per_batch,
-                              "samples_per_class": cfg.data.samples_per_class},
+                batch_config={
+                    "classes_per_batch": cfg.data.classes_per_batch,
+                    "samples_per_class": cfg.data.samples_per_class,
+                },
             )
         )
         groups = parameter_groups(cfg.optimizer, self.model, self.method)
         optimizer = build_optimizer(cfg.optimizer, groups)
         self.step_module, self.optimizer = fabric.setup(TrainStep(self.model, self.method), optimizer)
-        self.scheduler = build_scheduler(cfg.scheduler, self.optimizer, self.steps_per_epoch, cfg.trainer.epochs)
+        self.scheduler = build_scheduler(
+            cfg.scheduler, self.optimizer, self.steps_per_epoch, cfg.trainer.epochs
+        )
         self.loader = DataLoader(
             self.data.train,
             batch_sampler=self.sampler,
@@ -309,8 +317,13 @@ class Trainer:
             show = sys.stderr.isatty()
         if not show or not self.fabric.is_global_zero:
             return None
-        return tqdm(total=total, initial=initial, desc=f"epoch {self.epoch + 1}/{self.cfg.trainer.epochs}",
-                    leave=False, dynamic_ncols=True)
+        return tqdm(
+            total=total,
+            initial=initial,
+            desc=f"epoch {self.epoch + 1}/{self.cfg.trainer.epochs}",
+            leave=False,
+            dynamic_ncols=True,
+        )
 
     def _train_epoch(self) -> float:
         cfg, fabric = self.cfg, self.fabric
@@ -348,8 +361,12 @@ class Trainer:
             losses.append(value)
             speed = images_seen / max(time.perf_counter() - t0, 1e-9)
             if self.global_step % cfg.trainer.log_every == 0:
-                logs = {"train/loss": value, "train/lr": self.optimizer.param_groups[0]["lr"],
-                        "train/images_per_s": speed, "epoch": self.epoch}
+                logs = {
+                    "train/loss": value,
+                    "train/lr": self.optimizer.param_groups[0]["lr"],
+                    "train/images_per_s": speed,
+                    "epoch": self.epoch,
+                }
                 logs.update({f"train/{k}": v for k, v in out.logs.items()})
                 fabric.log_dict(logs, step=self.global_step)
             if bar is not None:
@@ -372,8 +389,9 @@ class Trainer:
         self.fabric.log_dict({f"test/{k}": v for k, v in metrics.items()}, step=self.global_step)
         key = self.cfg.eval.best_metric
         if key not in metrics:
-            raise ConfigError(f"config key 'eval.best_metric': {key!r} is not computed; available: "
-                              f"{', '.join(metrics)}")
+            raise ConfigError(
+                f"config key 'eval.best_metric': {key!r} is not computed; available: {', '.join(metrics)}"
+            )
         if self.best is None or metrics[key] > self.best["metrics"][key]:
             self.best = {"epoch": self.epoch, "step": self.global_step, "metrics": metrics}
             self._save(self.run.best)
@@ -385,7 +403,9 @@ class Trainer:
         cfg, fabric = self.cfg, self.fabric
         if fabric.is_global_zero:
             self.run.write_config(dump_yaml(config_to_dict(cfg)))
-            self.run.write_env(environment_info(cfg.seed, fabric.device, fabric.world_size, cfg.trainer.precision))
+            self.run.write_env(
+                environment_info(cfg.seed, fabric.device, fabric.world_size, cfg.trainer.precision)
+            )
         if self.resume:
             self._load(self.run.last)
             self._print(f"resumed from {self.run.last} at epoch {self.epoch + 1}, step {self.batch_in_epoch}")
@@ -433,5 +453,7 @@ def format_table(metrics: dict[str, Any]) -> str:
     lines.append("-" * len(lines[0]))
     for name, values in rows:
         if values:
-            lines.append(f"{name:<{width}} | " + " | ".join(f"{values.get(k, math.nan):>11.4f}" for k in keys))
+            lines.append(
+                f"{name:<{width}} | " + " | ".join(f"{values.get(k, math.nan):>11.4f}" for k in keys)
+            )
     return "\n".join(lines)
