@@ -26,7 +26,7 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
 
 
 def _run_dir_for(cfg, config_path: str | None, explicit: str | None, resume: bool) -> Path:
-    """``--run-dir``, else OUTPUT_DIR/NAME; a new run never reuses a directory (``-1``, ``-2``... appended)."""
+    """``--run-dir``, else OUTPUT_DIR/NAME; a new run never reuses a directory (``-1``, ``-2``... added)."""
     if explicit:
         return Path(explicit)
     base = Path(cfg.output_dir) / (cfg.name or (Path(config_path).stem if config_path else "run"))
@@ -181,7 +181,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         spec = get_dataset_spec(name)
         print(f"{name}: {spec.description}")
         print(
-            f"  splits: {', '.join(spec.splits)}; images: {spec.mode}; default size: {spec.default_image_size}"
+            f"  splits: {', '.join(spec.splits)}; images: {spec.mode}; "
+            f"default size: {spec.default_image_size}"
         )
         for line in spec.layout.strip().splitlines():
             print(f"    {line}")

@@ -344,7 +344,8 @@ class Trainer:
             loss = out.loss
             if not torch.isfinite(loss.detach()).all():
                 raise TrainingError(
-                    f"non-finite loss ({loss.item()}) at epoch {self.epoch + 1}, step {self.batch_in_epoch + 1} "
+                    f"non-finite loss ({loss.item()}) at epoch {self.epoch + 1}, "
+                    f"step {self.batch_in_epoch + 1} "
                     f"(global step {self.global_step + 1}); training stopped. The last good checkpoint is "
                     f"{self.run.last if self.run.last.exists() else 'absent (no epoch completed)'}"
                 )
