@@ -27,12 +27,16 @@ def small_config(*extra: str):
 
 
 def test_quickstart_learns(tmp_path):
-    cfg = load_config(QUICKSTART, ["trainer.progress_bar=false", "trainer.epochs=10"])
+    """The main job as shipped: zero-shot R@1, MAP@R and NMI clearly above the untrained model."""
+    cfg = load_config(QUICKSTART, ["trainer.progress_bar=false"])
     metrics = Trainer(cfg, tmp_path / "run").fit()
     assert metrics["status"] == "completed"
     assert set(metrics["test"]) >= {"recall@1", "recall@8", "nmi", "f1", "map@r", "r_precision"}
-    assert metrics["test"]["recall@1"] > metrics["untrained"]["recall@1"] + 0.05
-    assert [h["epoch"] for h in metrics["history"]] == [5, 10]
+    test, untrained = metrics["test"], metrics["untrained"]
+    assert test["recall@1"] > untrained["recall@1"] + 0.03
+    assert test["map@r"] > untrained["map@r"] + 0.1
+    assert test["nmi"] > untrained["nmi"] + 0.2
+    assert [h["epoch"] for h in metrics["history"]] == [5, 10, 15, 20]
     for name in ("config.yaml", "env.json", "metrics.json", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (tmp_path / "run" / name).is_file(), name
     env = json.loads((tmp_path / "run" / "env.json").read_text())
@@ -45,7 +49,13 @@ def _final_weights(run_dir):
 
 
 def test_resume_between_epochs_matches_uninterrupted(tmp_path):
-    extra = ["trainer.max_steps_per_epoch=3", "trainer.eval_every=1", "eval.untrained=false"]
+    # constant LR: a cosine schedule depends on trainer.epochs, which differs between the two runs
+    extra = [
+        "trainer.max_steps_per_epoch=3",
+        "trainer.eval_every=1",
+        "eval.untrained=false",
+        "scheduler.name=constant",
+    ]
     straight = Trainer(small_config(*extra, "trainer.epochs=2"), tmp_path / "a").fit()
     Trainer(small_config(*extra, "trainer.epochs=1"), tmp_path / "b").fit()
     resumed = Trainer(small_config(*extra, "trainer.epochs=2"), tmp_path / "b", resume=True).fit()

@@ -175,9 +175,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from dmlkit.data.registry import DATASETS, get_dataset_spec
+    from dmlkit.data.registry import dataset_names, get_dataset_spec
 
-    for name in DATASETS.names():
+    for name in dataset_names():
         spec = get_dataset_spec(name)
         print(f"{name}: {spec.description}")
         print(

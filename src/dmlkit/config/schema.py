@@ -33,8 +33,8 @@ class DataConfig:
     root: str | None = None
     image_size: int | None = None
     transform: dict[str, Any] = field(default_factory=dict)
-    classes_per_batch: int = 8
-    samples_per_class: int = 4
+    classes_per_batch: int = 5
+    samples_per_class: int = 8
     num_workers: int = 0
     eval_batch_size: int = 256
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from dmlkit.config import RunConfig, config_to_dict, dump_yaml
 from dmlkit.data.base import DMLDataset, EvalSplit, stack_batch
 from dmlkit.data.registry import get_dataset_spec
-from dmlkit.data.samplers import PKBatchSampler
+from dmlkit.data.samplers import EpochBatchSampler, PKBatchSampler
 from dmlkit.data.transforms import build_transforms
 from dmlkit.errors import ConfigError, TrainingError
 from dmlkit.evaluation.embed import embed_dataset
@@ -35,6 +36,10 @@ from dmlkit.models.model import EmbeddingModel
 from dmlkit.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dmlkit.training.optim import build_optimizer, build_scheduler, parameter_groups
 from dmlkit.training.run_dir import RunDir, environment_info
+
+# Fabric's CSV logger appends to an existing metrics.csv (resume); its warning that old logs
+# "will be deleted" is wrong for that case.
+warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 
 
 @dataclass
@@ -156,10 +161,8 @@ class Trainer:
                 rank=rank,
                 world_size=world,
             )
-        self.sampler = sampler
-        self.steps_per_epoch = len(sampler)
-        if cfg.trainer.max_steps_per_epoch:
-            self.steps_per_epoch = min(self.steps_per_epoch, cfg.trainer.max_steps_per_epoch)
+        self.sampler = EpochBatchSampler(sampler, cfg.trainer.max_steps_per_epoch)
+        self.steps_per_epoch = len(self.sampler)
         if self.steps_per_epoch < 1:
             raise ConfigError(
                 "the training sampler yields no batch: check data.classes_per_batch/samples_per_class"
@@ -190,14 +193,20 @@ class Trainer:
         self.scheduler = build_scheduler(
             cfg.scheduler, self.optimizer, self.steps_per_epoch, cfg.trainer.epochs
         )
+        # A private generator for the loader's worker seeds, reseeded every epoch, so that creating
+        # an iterator never draws from the global RNG (which the transforms use when num_workers=0).
+        self.loader_generator = torch.Generator()
         self.loader = DataLoader(
             self.data.train,
             batch_sampler=self.sampler,
             num_workers=cfg.data.num_workers,
             collate_fn=stack_batch,
             persistent_workers=False,
+            generator=self.loader_generator,
         )
-        self.loader = fabric.setup_dataloaders(self.loader, use_distributed_sampler=False)
+        # Not fabric.setup_dataloaders: its wrapper calls set_epoch(<number of iterations>) on the batch
+        # sampler, which would override the epoch and start position of a resumed run. The P×K sampler
+        # shards batches across ranks itself; batches are moved to the device in the loop.
 
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -256,7 +265,7 @@ class Trainer:
             "method_extra": self.method.extra_checkpoint_state(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "sampler": self.sampler.state_dict() if hasattr(self.sampler, "state_dict") else None,
+            "sampler": self.sampler.state_dict(),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "global_step": self.global_step,
@@ -281,8 +290,7 @@ class Trainer:
         self.method.load_extra_checkpoint_state(state.get("method_extra", {}))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("sampler") is not None and hasattr(self.sampler, "load_state_dict"):
-            self.sampler.load_state_dict(state["sampler"])
+        self.sampler.load_state_dict(state["sampler"])
         self.epoch = state["epoch"]
         self.batch_in_epoch = state["batch_in_epoch"]
         self.global_step = state["global_step"]
@@ -327,8 +335,8 @@ class Trainer:
 
     def _train_epoch(self) -> float:
         cfg, fabric = self.cfg, self.fabric
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(self.epoch)
+        self.sampler.set_epoch(self.epoch, start_batch=self.batch_in_epoch)
+        self.loader_generator.manual_seed(cfg.seed * 100_003 + self.epoch)
         if self.batch_in_epoch == 0:
             self.method.on_epoch_start(self.epoch, self.model)
         self.step_module.train()
@@ -337,8 +345,7 @@ class Trainer:
         t0 = time.perf_counter()
         images_seen = 0
         for batch in self.loader:
-            if self.batch_in_epoch >= self.steps_per_epoch:
-                break
+            batch = fabric.to_device(batch)
             self.optimizer.zero_grad(set_to_none=True)
             out = self.step_module(batch)
             loss = out.loss

@@ -1,0 +1,82 @@
+"""MNIST from the official IDX files; zero-shot convention: train on 0–4, test on 5–9."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from dmlkit.data.base import ArrayDataset, DatasetSpec, DMLDataset, contiguous_labels
+from dmlkit.data.registry import check_split, register_dataset, require_root
+from dmlkit.errors import DatasetError
+
+TRAIN_CLASSES = (0, 1, 2, 3, 4)
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _find(root: Path, stem: str) -> Path:
+    for folder in (root, root / "MNIST" / "raw", root / "raw"):
+        for name in (f"{stem}.gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    raise DatasetError(
+        f"mnist: {stem}.gz not found in {root} (nor in {root}/MNIST/raw); layout:\n{SPEC.layout}"
+    )
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """Read an IDX file (gzip or plain) and check its magic number and size."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise DatasetError(f"mnist: cannot read {path}: {exc}") from exc
+    if len(data) < 8 or int.from_bytes(data[:4], "big") != magic:
+        raise DatasetError(f"mnist: {path} is not an IDX file with magic number {magic}")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    if len(data) - offset != int(np.prod(dims)):
+        raise DatasetError(
+            f"mnist: {path} is truncated: header says {dims}, found {len(data) - offset} bytes"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def build(root: Path | None, split: str) -> DMLDataset:
+    check_split(SPEC, split)
+    root = require_root(SPEC, root)
+    images_file, labels_file = FILES[split]
+    images = read_idx(_find(root, images_file), 2051)
+    labels = read_idx(_find(root, labels_file), 2049)
+    if len(images) != len(labels):
+        raise DatasetError(
+            f"mnist: {images_file} has {len(images)} images but {labels_file} {len(labels)} labels"
+        )
+    keep = np.isin(labels, TRAIN_CLASSES)
+    if split == "test":
+        keep = ~keep
+    lab, names = contiguous_labels(labels[keep].tolist())
+    return ArrayDataset(np.ascontiguousarray(images[keep]), lab, names, mode="L", name=f"mnist/{split}")
+
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name="mnist",
+        description="MNIST, official IDX files; train = train file digits 0-4, test = t10k digits 5-9",
+        layout=(
+            "ROOT/train-images-idx3-ubyte.gz\nROOT/train-labels-idx1-ubyte.gz\n"
+            "ROOT/t10k-images-idx3-ubyte.gz\nROOT/t10k-labels-idx1-ubyte.gz\n"
+            "(uncompressed files, or ROOT/MNIST/raw/ as torchvision keeps them, also work)"
+        ),
+        splits=("train", "test"),
+        mode="L",
+        build=build,
+        default_image_size=28,
+    )
+)

@@ -1,0 +1,69 @@
+"""Datasets by name (``data.dataset`` in a config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dmlkit.data.base import DatasetSpec, DMLDataset
+from dmlkit.errors import ConfigError, DatasetError
+from dmlkit.registry import Registry
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add ``spec`` to :data:`DATASETS` under ``spec.name``."""
+    DATASETS.register(spec.name)(lambda: spec)
+    return spec
+
+
+def _load_builtins() -> None:
+    import dmlkit.data.datasets  # noqa: F401  (registers the built-in datasets)
+
+
+def dataset_names() -> list[str]:
+    """Names of every registered dataset."""
+    _load_builtins()
+    return DATASETS.names()
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+    """The spec registered as ``name``; a ConfigError listing the choices otherwise."""
+    _load_builtins()
+    return DATASETS.get(name, key="data.dataset")()
+
+
+def check_split(spec: DatasetSpec, split: str) -> None:
+    if split not in spec.splits:
+        raise ConfigError(
+            f"dataset {spec.name!r} has no split {split!r}; valid splits: {', '.join(spec.splits)}"
+        )
+
+
+def require_root(spec: DatasetSpec, root: Path | None) -> Path:
+    """``root`` as a Path if it is an existing folder; else a DatasetError showing the layout."""
+    if root is None:
+        raise DatasetError(
+            f"dataset {spec.name!r} needs data.root (or --data-root): a folder laid out as\n{spec.layout}"
+        )
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(
+            f"dataset root {root} does not exist; {spec.name!r} expects a folder laid out as\n{spec.layout}"
+        )
+    return root
+
+
+def require_file(spec: DatasetSpec, path: Path) -> Path:
+    if not path.is_file():
+        raise DatasetError(
+            f"{spec.name}: expected file {path} is missing; the dataset layout is\n{spec.layout}"
+        )
+    return path
+
+
+def build_split(name: str, root: Path | None, split: str) -> DMLDataset:
+    """Build split ``split`` of dataset ``name`` (no transform)."""
+    spec = get_dataset_spec(name)
+    check_split(spec, split)
+    return spec.build(root, split)

@@ -1,0 +1,102 @@
+"""Image transforms of the DML protocol, built with torchvision.
+
+Protocols:
+
+* ``imagenet`` (photos; the papers' protocol): train ``RandomResizedCrop(size, scale)`` +
+  horizontal flip; eval ``Resize(resize_size)`` + ``CenterCrop(size)``, with
+  ``resize_size = round(size * 256 / 224)`` (256 for 224); ImageNet mean/std.
+* ``small`` (8×8 digits, 28×28 MNIST/Omniglot): ``Resize(size)``; train adds, when
+  ``augment`` is true, a small random affine (±10°, ±10 % shift); mean/std 0.5.
+* ``auto``: ``small`` when ``size <= 64``, else ``imagenet``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from torchvision import transforms as T
+
+from dmlkit.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_OPTIONS = {"protocol", "scale", "ratio", "resize_size", "mean", "std", "flip", "augment", "random_erasing"}
+
+
+def _stats(values: Sequence[float] | None, default: Sequence[float], channels: int, key: str) -> list[float]:
+    vals = list(default if values is None else values)
+    if len(vals) == 1:
+        vals = vals * channels
+    if len(vals) != channels:
+        raise ConfigError(f"config key 'data.transform.{key}': expected 1 or {channels} values, got {vals}")
+    return [float(v) for v in vals]
+
+
+def build_transforms(
+    kind: Literal["train", "eval"],
+    image_size: int,
+    mode: str = "RGB",
+    protocol: str = "auto",
+    scale: Sequence[float] = (0.08, 1.0),
+    ratio: Sequence[float] = (3 / 4, 4 / 3),
+    resize_size: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    flip: bool = True,
+    augment: bool = False,
+    random_erasing: float = 0.0,
+    **unknown: Any,
+) -> T.Compose:
+    """The train or eval transform (PIL image -> normalised float tensor).
+
+    Args:
+        kind: ``train`` (random augmentation) or ``eval`` (deterministic).
+        image_size: Output side length.
+        mode: ``RGB`` or ``L``: sets the number of mean/std channels.
+        protocol: ``imagenet``, ``small`` or ``auto`` (see the module docstring).
+        scale, ratio: RandomResizedCrop ranges (imagenet protocol). STML/PL-Manifolds use scale (0.16, 1).
+        resize_size: Eval resize before the centre crop (imagenet protocol).
+        mean, std: Normalisation (defaults: ImageNet for ``imagenet``, 0.5 for ``small``).
+        flip: Random horizontal flip in training (imagenet protocol).
+        augment: Random affine jitter in training (small protocol; off by default).
+        random_erasing: Probability of RandomErasing in training (Intra-batch uses 0.5).
+    """
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join('data.transform.' + k for k in sorted(unknown))}; "
+            f"valid keys: {', '.join(sorted(_OPTIONS))}"
+        )
+    if kind not in ("train", "eval"):
+        raise ValueError(f"kind must be 'train' or 'eval', got {kind!r}")
+    if image_size < 1:
+        raise ConfigError(f"config key 'data.image_size': must be >= 1, got {image_size}")
+    if protocol == "auto":
+        protocol = "small" if image_size <= 64 else "imagenet"
+    if protocol not in ("imagenet", "small"):
+        raise ConfigError(
+            f"config key 'data.transform.protocol': invalid value {protocol!r}; valid choices: auto, imagenet, small"
+        )
+    channels = 3 if mode == "RGB" else 1
+    steps: list[Any]
+    if protocol == "imagenet":
+        mean_v = _stats(mean, IMAGENET_MEAN, channels, "mean")
+        std_v = _stats(std, IMAGENET_STD, channels, "std")
+        if kind == "train":
+            steps = [T.RandomResizedCrop(image_size, scale=tuple(scale), ratio=tuple(ratio))]
+            if flip:
+                steps.append(T.RandomHorizontalFlip())
+        else:
+            resize = resize_size or round(image_size * 256 / 224)
+            steps = [T.Resize(resize), T.CenterCrop(image_size)]
+    else:
+        mean_v = _stats(mean, (0.5,), channels, "mean")
+        std_v = _stats(std, (0.5,), channels, "std")
+        steps = [T.Resize((image_size, image_size))]
+        if kind == "train" and augment:
+            steps.append(T.RandomAffine(degrees=10, translate=(0.1, 0.1)))
+    steps += [T.ToTensor(), T.Normalize(mean_v, std_v)]
+    if kind == "train" and random_erasing > 0:
+        steps.append(T.RandomErasing(p=random_erasing))
+    return T.Compose(steps)
