@@ -55,9 +55,7 @@ class Registry(Generic[T]):
         """The factory for ``name``; a :class:`ConfigError` naming the choices if unknown."""
         if name not in self._items:
             where = f"{key}: " if key else ""
-            raise ConfigError(
-                f"{where}unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}"
-            )
+            raise ConfigError(f"{where}unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}")
         return self._items[name]
 
     def parameters(self, name: str) -> dict[str, inspect.Parameter]:

@@ -11,9 +11,7 @@ from dmlkit.training.optim import build_optimizer, build_scheduler, lr_factor
 @pytest.mark.parametrize("name", ["adam", "adamw", "radam", "sgd"])
 def test_optimizers_keep_group_lrs(name):
     a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
-    opt = build_optimizer(
-        OptimizerConfig(name=name, lr=0.1), [{"params": [a], "lr": 0.1}, {"params": [b], "lr": 10.0}]
-    )
+    opt = build_optimizer(OptimizerConfig(name=name, lr=0.1), [{"params": [a], "lr": 0.1}, {"params": [b], "lr": 10.0}])
     assert [g["lr"] for g in opt.param_groups] == [0.1, 10.0]
 
 

@@ -146,9 +146,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     spec = get_dataset_spec(spec_name)
     if args.split not in spec.splits:
-        raise DmlkitError(
-            f"--split {args.split!r}: dataset {spec_name!r} has splits {', '.join(spec.splits)}"
-        )
+        raise DmlkitError(f"--split {args.split!r}: dataset {spec_name!r} has splits {', '.join(spec.splits)}")
     image_size = run.cfg.data.image_size or get_dataset_spec(run.cfg.data.dataset).default_image_size
     ds = build_split(spec_name, Path(root) if root else None, args.split)
     ds = ds.with_transform(build_transforms("eval", image_size, ds.mode, **run.cfg.data.transform))
@@ -180,10 +178,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for name in dataset_names():
         spec = get_dataset_spec(name)
         print(f"{name}: {spec.description}")
-        print(
-            f"  splits: {', '.join(spec.splits)}; images: {spec.mode}; "
-            f"default size: {spec.default_image_size}"
-        )
+        print(f"  splits: {', '.join(spec.splits)}; images: {spec.mode}; default size: {spec.default_image_size}")
         for line in spec.layout.strip().splitlines():
             print(f"    {line}")
         print()
@@ -191,9 +186,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dmlkit", description="Deep metric learning with zero-shot retrieval."
-    )
+    parser = argparse.ArgumentParser(prog="dmlkit", description="Deep metric learning with zero-shot retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a YAML config")
@@ -207,8 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--run-dir",
-        help="run directory (default: OUTPUT_DIR/NAME, NAME = config file name, "
-        "with -1, -2, ... appended if taken)",
+        help="run directory (default: OUTPUT_DIR/NAME, NAME = config file name, with -1, -2, ... appended if taken)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in the run directory")
     p.set_defaults(func=cmd_train)

@@ -127,9 +127,7 @@ def _check_semantics(cfg: RunConfig) -> None:
     if cfg.optimizer.lr <= 0:
         raise ConfigError(f"config key 'optimizer.lr': must be > 0, got {cfg.optimizer.lr}")
     if not cfg.eval.recall_at or any(k < 1 for k in cfg.eval.recall_at):
-        raise ConfigError(
-            f"config key 'eval.recall_at': expected positive integers, got {cfg.eval.recall_at}"
-        )
+        raise ConfigError(f"config key 'eval.recall_at': expected positive integers, got {cfg.eval.recall_at}")
     bad = [m for m in cfg.eval.metrics if m not in _VALID_METRICS]
     if bad:
         raise ConfigError(
@@ -190,9 +188,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {path}: expected a mapping at the top level, got {type(data).__name__}"
-        )
+        raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
 
 

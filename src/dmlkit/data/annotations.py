@@ -34,6 +34,4 @@ def to_int(value: str, path: Path, number: int, dataset: str, what: str) -> int:
     try:
         return int(value)
     except ValueError as exc:
-        raise DatasetError(
-            f"{dataset}: {path}, line {number}: {what} must be an integer, got {value!r}"
-        ) from exc
+        raise DatasetError(f"{dataset}: {path}, line {number}: {what} must be an integer, got {value!r}") from exc

@@ -124,9 +124,7 @@ class ZipImageDataset(DMLDataset):
     DataLoader worker processes.
     """
 
-    def __init__(
-        self, zip_path: Path, members: Sequence[str], labels: np.ndarray, class_names: list[str], **kw: Any
-    ):
+    def __init__(self, zip_path: Path, members: Sequence[str], labels: np.ndarray, class_names: list[str], **kw: Any):
         super().__init__(labels, class_names, **kw)
         self.zip_path = Path(zip_path)
         self.members = list(members)

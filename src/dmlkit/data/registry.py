@@ -35,9 +35,7 @@ def get_dataset_spec(name: str) -> DatasetSpec:
 
 def check_split(spec: DatasetSpec, split: str) -> None:
     if split not in spec.splits:
-        raise ConfigError(
-            f"dataset {spec.name!r} has no split {split!r}; valid splits: {', '.join(spec.splits)}"
-        )
+        raise ConfigError(f"dataset {spec.name!r} has no split {split!r}; valid splits: {', '.join(spec.splits)}")
 
 
 def require_root(spec: DatasetSpec, root: Path | None) -> Path:
@@ -56,9 +54,7 @@ def require_root(spec: DatasetSpec, root: Path | None) -> Path:
 
 def require_file(spec: DatasetSpec, path: Path) -> Path:
     if not path.is_file():
-        raise DatasetError(
-            f"{spec.name}: expected file {path} is missing; the dataset layout is\n{spec.layout}"
-        )
+        raise DatasetError(f"{spec.name}: expected file {path} is missing; the dataset layout is\n{spec.layout}")
     return path
 
 

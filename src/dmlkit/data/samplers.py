@@ -62,8 +62,7 @@ class PKBatchSampler(Sampler[list[int]]):
             )
         if classes_per_batch > len(classes):
             raise ConfigError(
-                f"config key 'data.classes_per_batch': {classes_per_batch} exceeds the {len(classes)} "
-                "training classes"
+                f"config key 'data.classes_per_batch': {classes_per_batch} exceeds the {len(classes)} training classes"
             )
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")

@@ -84,9 +84,7 @@ def _torch_candidates(q_all, g, metric, k1, self_search, qc, gc, block_hook=None
         q = q_all[qs : qs + qc]
         best_d = best_i = None
         for gs in range(0, len(g), gc):
-            block = pairwise_distance(
-                q, g[gs : gs + gc], metric, None if g_sq is None else g_sq[gs : gs + gc]
-            )
+            block = pairwise_distance(q, g[gs : gs + gc], metric, None if g_sq is None else g_sq[gs : gs + gc])
             if block_hook is not None:
                 block_hook(block)
             if self_search:

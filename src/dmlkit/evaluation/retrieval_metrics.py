@@ -44,9 +44,7 @@ def _first_r(results: RetrievalResults) -> tuple[torch.Tensor, torch.Tensor, tor
     valid = _valid(results)
     r = results.num_relevant[valid]
     if len(r) and int(r.max()) > results.k:
-        raise ValueError(
-            f"MAP@R / R-precision need {int(r.max())} neighbours; only {results.k} were searched"
-        )
+        raise ValueError(f"MAP@R / R-precision need {int(r.max())} neighbours; only {results.k} were searched")
     rel = results.matches[valid][:, : max(int(r.max()) if len(r) else 1, 1)].float()
     within = torch.arange(rel.shape[1])[None, :] < r[:, None]
     return rel * within, r.float(), within

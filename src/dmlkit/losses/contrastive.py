@@ -9,9 +9,7 @@ from dmlkit.losses.base import MetricLoss
 from dmlkit.losses.registry import LOSSES
 
 
-def pair_masks(
-    labels: torch.Tensor, ref_labels: torch.Tensor, self_ref: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_masks(labels: torch.Tensor, ref_labels: torch.Tensor, self_ref: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Boolean (n×m) masks of positive and negative pairs; the diagonal is excluded when ``self_ref``."""
     same = labels[:, None] == ref_labels[None, :]
     pos = same.clone()

@@ -45,9 +45,7 @@ def lifted(neg_margin: float = 1.0, normalize: bool = True) -> PMLLoss:
     """Lifted structure: ``J_ij = log(Σ_{k∈N_i} e^{α−D_ik} + Σ_{l∈N_j} e^{α−D_jl}) + D_ij``,
     loss ``1/(2|P|) Σ [J_ij]_+²`` over positive pairs, α = ``neg_margin`` = 1 (Song et al. 2016).
     """
-    return PMLLoss(
-        losses.LiftedStructureLoss(neg_margin=neg_margin, pos_margin=0, distance=lp_distance(normalize))
-    )
+    return PMLLoss(losses.LiftedStructureLoss(neg_margin=neg_margin, pos_margin=0, distance=lp_distance(normalize)))
 
 
 @LOSSES.register("multi_similarity")

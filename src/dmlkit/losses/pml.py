@@ -34,9 +34,7 @@ class PMLLoss(MetricLoss):
         lr_multiplier: LR factor for the loss's own parameters.
     """
 
-    def __init__(
-        self, loss: torch.nn.Module, miner: torch.nn.Module | None = None, lr_multiplier: float = 1.0
-    ) -> None:
+    def __init__(self, loss: torch.nn.Module, miner: torch.nn.Module | None = None, lr_multiplier: float = 1.0) -> None:
         super().__init__()
         self.loss = loss.float()
         self.miner = miner

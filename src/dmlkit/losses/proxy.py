@@ -30,9 +30,7 @@ def proxy_nca(
     original excludes it. ``softmax_scale`` > 1 gives ProxyNCA++'s temperature. Proxies ×100 LR.
     """
     _need(num_classes, embedding_dim, "proxy_nca")
-    return PMLLoss(
-        losses.ProxyNCALoss(num_classes, embedding_dim, softmax_scale=softmax_scale), lr_multiplier=lr_mult
-    )
+    return PMLLoss(losses.ProxyNCALoss(num_classes, embedding_dim, softmax_scale=softmax_scale), lr_multiplier=lr_mult)
 
 
 @LOSSES.register("proxy_anchor")
@@ -72,9 +70,7 @@ def soft_triple(
         la=la,
         gamma=gamma,
         margin=margin,
-        weight_regularizer=regularizers.SparseCentersRegularizer(num_classes, centers_per_class)
-        if tau
-        else None,
+        weight_regularizer=regularizers.SparseCentersRegularizer(num_classes, centers_per_class) if tau else None,
         weight_reg_weight=tau,
     )
     return PMLLoss(loss, lr_multiplier=lr_mult)

@@ -17,9 +17,7 @@ def _check_margin(margin: float) -> None:
 
 
 @LOSSES.register("triplet")
-def triplet(
-    margin: float = 0.2, squared: bool = False, mining: str = "semihard", normalize: bool = True
-) -> PMLLoss:
+def triplet(margin: float = 0.2, squared: bool = False, mining: str = "semihard", normalize: bool = True) -> PMLLoss:
     """Triplet loss ``[d(a,p) − d(a,n) + α]_+`` (Schroff et al. 2015), mean over the mined triplets.
 
     Args:
@@ -33,9 +31,7 @@ def triplet(
     """
     _check_margin(margin)
     if mining not in MININGS:
-        raise ConfigError(
-            f"config key 'loss.mining': unknown {mining!r}; valid choices: {', '.join(MININGS)}"
-        )
+        raise ConfigError(f"config key 'loss.mining': unknown {mining!r}; valid choices: {', '.join(MININGS)}")
     distance = lp_distance(normalize, squared)
     miner = None
     if mining == "semihard":

@@ -122,16 +122,12 @@ def bn_inception(pretrained: Pretrained = False) -> nn.Module:
 
 
 @BACKBONES.register("small_cnn")
-def small_cnn(
-    pretrained: Pretrained = False, in_channels: int = 1, width: int = 32, depth: int = 3
-) -> nn.Module:
+def small_cnn(pretrained: Pretrained = False, in_channels: int = 1, width: int = 32, depth: int = 3) -> nn.Module:
     net = SmallCNN(in_channels, width, depth)
     if isinstance(pretrained, str):
         load_local_weights(net, pretrained)
     elif pretrained:
-        raise WeightsError(
-            "small_cnn has no published pretrained weights: pass a file path or pretrained=false"
-        )
+        raise WeightsError("small_cnn has no published pretrained weights: pass a file path or pretrained=false")
     return net
 
 

@@ -49,13 +49,9 @@ class EmbeddingHead(nn.Module):
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
-            raise ConfigError(
-                f"config key 'model.pooling': unknown {pooling!r}; valid choices: {', '.join(POOLINGS)}"
-            )
+            raise ConfigError(f"config key 'model.pooling': unknown {pooling!r}; valid choices: {', '.join(POOLINGS)}")
         if init not in INITS:
-            raise ConfigError(
-                f"config key 'model.head_init': unknown {init!r}; valid choices: {', '.join(INITS)}"
-            )
+            raise ConfigError(f"config key 'model.head_init': unknown {init!r}; valid choices: {', '.join(INITS)}")
         if embedding_dim < 0:
             raise ConfigError(f"config key 'model.embedding_dim': must be >= 0, got {embedding_dim}")
         self.pooling, self.normalize = pooling, normalize

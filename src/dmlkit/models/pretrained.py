@@ -24,9 +24,7 @@ CLASSIFIER_PREFIXES = ("fc.", "classifier.", "head.", "aux1.", "aux2.", "AuxLogi
 
 def offline() -> bool:
     """True when the environment says not to download (``HF_HUB_OFFLINE`` or ``DMLKIT_OFFLINE``)."""
-    return any(
-        os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "DMLKIT_OFFLINE")
-    )
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "DMLKIT_OFFLINE"))
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

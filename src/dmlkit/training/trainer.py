@@ -120,9 +120,7 @@ class Trainer:
         fabric: An existing Fabric (tests); by default one is built from ``cfg.trainer``.
     """
 
-    def __init__(
-        self, cfg: RunConfig, run_dir: str | Path, resume: bool = False, fabric: Fabric | None = None
-    ):
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False, fabric: Fabric | None = None):
         self.cfg = cfg
         self.run = RunDir(Path(run_dir))
         self.resume = resume
@@ -164,9 +162,7 @@ class Trainer:
         self.sampler = EpochBatchSampler(sampler, cfg.trainer.max_steps_per_epoch)
         self.steps_per_epoch = len(self.sampler)
         if self.steps_per_epoch < 1:
-            raise ConfigError(
-                "the training sampler yields no batch: check data.classes_per_batch/samples_per_class"
-            )
+            raise ConfigError("the training sampler yields no batch: check data.classes_per_batch/samples_per_class")
 
         self.method.setup(
             MethodContext(
@@ -190,9 +186,7 @@ class Trainer:
         groups = parameter_groups(cfg.optimizer, self.model, self.method)
         optimizer = build_optimizer(cfg.optimizer, groups)
         self.step_module, self.optimizer = fabric.setup(TrainStep(self.model, self.method), optimizer)
-        self.scheduler = build_scheduler(
-            cfg.scheduler, self.optimizer, self.steps_per_epoch, cfg.trainer.epochs
-        )
+        self.scheduler = build_scheduler(cfg.scheduler, self.optimizer, self.steps_per_epoch, cfg.trainer.epochs)
         # A private generator for the loader's worker seeds, reseeded every epoch, so that creating
         # an iterator never draws from the global RNG (which the transforms use when num_workers=0).
         self.loader_generator = torch.Generator()
@@ -411,9 +405,7 @@ class Trainer:
         cfg, fabric = self.cfg, self.fabric
         if fabric.is_global_zero:
             self.run.write_config(dump_yaml(config_to_dict(cfg)))
-            self.run.write_env(
-                environment_info(cfg.seed, fabric.device, fabric.world_size, cfg.trainer.precision)
-            )
+            self.run.write_env(environment_info(cfg.seed, fabric.device, fabric.world_size, cfg.trainer.precision))
         if self.resume:
             self._load(self.run.last)
             self._print(f"resumed from {self.run.last} at epoch {self.epoch + 1}, step {self.batch_in_epoch}")
@@ -461,7 +453,5 @@ def format_table(metrics: dict[str, Any]) -> str:
     lines.append("-" * len(lines[0]))
     for name, values in rows:
         if values:
-            lines.append(
-                f"{name:<{width}} | " + " | ".join(f"{values.get(k, math.nan):>11.4f}" for k in keys)
-            )
+            lines.append(f"{name:<{width}} | " + " | ".join(f"{values.get(k, math.nan):>11.4f}" for k in keys))
     return "\n".join(lines)

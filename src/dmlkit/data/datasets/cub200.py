@@ -19,18 +19,14 @@ def build(root: Path | None, split: str) -> DMLDataset:
         root = root / "CUB_200_2011"
     images_txt = require_file(SPEC, root / "images.txt")
     labels_txt = require_file(SPEC, root / "image_class_labels.txt")
-    paths = {
-        to_int(f[0], images_txt, n, "cub200", "image id"): f[1] for n, f in read_rows(images_txt, 2, "cub200")
-    }
+    paths = {to_int(f[0], images_txt, n, "cub200", "image id"): f[1] for n, f in read_rows(images_txt, 2, "cub200")}
     classes = {
         to_int(f[0], labels_txt, n, "cub200", "image id"): to_int(f[1], labels_txt, n, "cub200", "class id")
         for n, f in read_rows(labels_txt, 2, "cub200")
     }
     missing = sorted(set(paths) ^ set(classes))
     if missing:
-        raise DatasetError(
-            f"cub200: image ids {missing[:5]} appear in only one of {images_txt} and {labels_txt}"
-        )
+        raise DatasetError(f"cub200: image ids {missing[:5]} appear in only one of {images_txt} and {labels_txt}")
     want_train = split == "train"
     ids = [i for i in sorted(paths) if (classes[i] in TRAIN_CLASSES) == want_train]
     labels, names = contiguous_labels([classes[i] for i in ids])

@@ -23,9 +23,7 @@ def _find(root: Path, stem: str) -> Path:
         for name in (f"{stem}.gz", stem):
             if (folder / name).is_file():
                 return folder / name
-    raise DatasetError(
-        f"mnist: {stem}.gz not found in {root} (nor in {root}/MNIST/raw); layout:\n{SPEC.layout}"
-    )
+    raise DatasetError(f"mnist: {stem}.gz not found in {root} (nor in {root}/MNIST/raw); layout:\n{SPEC.layout}")
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
@@ -42,9 +40,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     if len(data) - offset != int(np.prod(dims)):
-        raise DatasetError(
-            f"mnist: {path} is truncated: header says {dims}, found {len(data) - offset} bytes"
-        )
+        raise DatasetError(f"mnist: {path} is truncated: header says {dims}, found {len(data) - offset} bytes")
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
 
 
@@ -55,9 +51,7 @@ def build(root: Path | None, split: str) -> DMLDataset:
     images = read_idx(_find(root, images_file), 2051)
     labels = read_idx(_find(root, labels_file), 2049)
     if len(images) != len(labels):
-        raise DatasetError(
-            f"mnist: {images_file} has {len(images)} images but {labels_file} {len(labels)} labels"
-        )
+        raise DatasetError(f"mnist: {images_file} has {len(images)} images but {labels_file} {len(labels)} labels")
     keep = np.isin(labels, TRAIN_CLASSES)
     if split == "test":
         keep = ~keep
