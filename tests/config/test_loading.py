@@ -20,11 +20,18 @@ def test_shipped_configs_validate(path):
 def test_overrides_are_typed_and_nested(tmp_path):
     cfg = load_config(
         CONFIGS / "quickstart.yaml",
-        ["trainer.epochs=3", "optimizer.lr=1e-4", "loss.margin=0.5", "eval.recall_at=[1,10]", "data.root=/x"],
+        [
+            "trainer.epochs=3",
+            "optimizer.lr=1e-4",
+            "loss.margin=0.5",
+            "eval.recall_at=[1,10]",
+            "data.root=/x",
+            "loss.name=triplet",
+        ],
     )
     assert cfg.trainer.epochs == 3
     assert cfg.optimizer.lr == pytest.approx(1e-4)
-    assert cfg.loss == {"name": "triplet", "margin": 0.5, "mining": "semihard"}
+    assert cfg.loss == {"name": "triplet", "margin": 0.5}
     assert cfg.eval.recall_at == [1, 10]
     assert cfg.data.root == "/x"
 

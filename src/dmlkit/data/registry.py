@@ -1,7 +1,14 @@
-"""Datasets by name (``data.dataset`` in a config)."""
+"""Datasets by name (``data.dataset`` in a config), and the checks every loader shares.
+
+Images listed in annotation files are checked cheaply when a split is built: the first,
+middle and last listed files must exist (a wrong root or an archive not extracted fails
+at once, without a stat call per image on 120k-image sets). Any other missing or
+unreadable image raises a DatasetError naming its path when it is loaded.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from dmlkit.data.base import DatasetSpec, DMLDataset
@@ -34,6 +41,7 @@ def get_dataset_spec(name: str) -> DatasetSpec:
 
 
 def check_split(spec: DatasetSpec, split: str) -> None:
+    """A ConfigError naming the valid splits unless ``split`` is one of ``spec.splits``."""
     if split not in spec.splits:
         raise ConfigError(f"dataset {spec.name!r} has no split {split!r}; valid splits: {', '.join(spec.splits)}")
 
@@ -53,9 +61,21 @@ def require_root(spec: DatasetSpec, root: Path | None) -> Path:
 
 
 def require_file(spec: DatasetSpec, path: Path) -> Path:
+    """``path`` if it is a file; else a DatasetError naming it and showing the layout."""
     if not path.is_file():
         raise DatasetError(f"{spec.name}: expected file {path} is missing; the dataset layout is\n{spec.layout}")
     return path
+
+
+def require_images(spec: DatasetSpec, paths: Sequence[Path], listed_in: Path | str) -> None:
+    """Check that the first, middle and last of ``paths`` exist (see the module docstring)."""
+    if not paths:
+        raise DatasetError(f"{spec.name}: {listed_in} lists no images for this split")
+    for path in {paths[0], paths[len(paths) // 2], paths[-1]}:
+        if not Path(path).is_file():
+            raise DatasetError(
+                f"{spec.name}: image {path} listed in {listed_in} is missing; the dataset layout is\n{spec.layout}"
+            )
 
 
 def build_split(name: str, root: Path | None, split: str) -> DMLDataset:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -12,33 +13,79 @@ from torch.utils.data import Sampler
 from dmlkit.errors import ConfigError, DatasetError
 
 
+def max_pk_batches(chunks_per_class: np.ndarray, p: int) -> int:
+    """The most batches of ``p`` chunks from distinct classes that the chunk counts allow.
+
+    That is the largest ``B`` with ``sum(min(chunks_c, B)) >= B * p`` (a class gives at
+    most one chunk to each batch).
+
+    Example:
+        >>> max_pk_batches(np.array([3, 3, 1]), 2)
+        3
+        >>> max_pk_batches(np.array([9, 1, 1]), 2)
+        2
+    """
+    lo, hi = 0, int(chunks_per_class.sum()) // p
+    while lo < hi:  # the condition is monotone in B: binary search
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(chunks_per_class, mid).sum()) >= mid * p:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 class PKBatchSampler(Sampler[list[int]]):
-    """Batches of P classes × K images, every class seen about once per epoch.
+    """Batches of P classes × K images; an epoch shows every image about once.
 
-    An epoch: each class's images are shuffled and cut into chunks of K (the last chunk is
-    filled with other images of the same class; a class with fewer than K images is drawn
-    with replacement); batches take one chunk from each of P distinct classes, choosing the
-    classes with probability proportional to their remaining chunks, until fewer than P
-    classes have chunks left. The remaining batches up to ``len(self)`` = ⌊chunks / P⌋ are
-    filled with fresh chunks of random classes, so every epoch has the same length. Most
-    images are seen exactly once per epoch; the chunks left over when fewer than P classes
-    remain (a few per epoch) are skipped, and padded chunks repeat some images.
+    **Epoch.** Each class's images are shuffled and cut into chunks of K. A last, partial
+    chunk is filled with other images of the same class drawn without replacement, so
+    the K images of a chunk are distinct; a class with fewer than K images gives one
+    chunk drawn with replacement. Batches then take one chunk from each of P distinct
+    classes. The classes of a batch are drawn with probability proportional to their
+    remaining chunks, except that a class whose remaining chunks would otherwise not
+    fit in the remaining batches is always taken. This guarantees that the epoch has
+    ``B`` batches, the largest number that chunks from distinct classes can form
+    (:func:`max_pk_batches`); in the usual case (no class holds more than 1/P of the
+    chunks) ``B = ⌊chunks / P⌋``. Finally the batch order is shuffled.
 
-    The order depends only on ``(seed, epoch)`` (a local generator; global RNG untouched).
-    With ``world_size > 1`` every rank draws the same epoch and keeps batches
-    ``rank, rank + world_size, ...``, the same number on each rank.
+    **Leftovers.** Chunks that do not fit in the ``B`` batches are dropped for the
+    epoch (a different random set each epoch): fewer than P chunks, plus the excess of
+    any class holding more than ``B`` chunks. So when every class size is a multiple of
+    K and the chunk count a multiple of P, every image is seen exactly once per epoch.
+
+    **Determinism.** The order depends only on ``(seed, epoch)``, through a local
+    ``numpy.random.Generator``; the global RNGs are neither used nor advanced.
+
+    **Distributed.** With ``world_size > 1`` every rank draws the same epoch and keeps
+    batches ``rank, rank + world_size, ...``: disjoint shares of ``len(self) = B //
+    world_size`` batches each (the last ``B % world_size`` batches are dropped).
+
+    **Resume.** :meth:`state_dict` stores the epoch and the number of batches yielded
+    in it; after :meth:`load_state_dict` the next iteration yields exactly the batches
+    that were not yet yielded. :meth:`set_epoch` with another epoch starts that epoch
+    at its first batch.
 
     Args:
         labels: Label of every dataset item.
         classes_per_batch: P.
-        samples_per_class: K (at least 2, so that every anchor has a positive).
-        seed: Base seed.
-        rank, world_size: Distributed position.
+        samples_per_class: K (at least 2, so that every image has a positive in its batch).
+        seed: Base seed (default 0).
+        rank: This process's rank (default 0).
+        world_size: Number of processes (default 1).
+        skip_singletons: Leave classes with a single image out of every batch, with a
+            warning (default ``False``: such classes raise a DatasetError).
+        class_names: Names of the labels, used in error messages only.
 
     Raises:
-        DatasetError: a class has a single image (it cannot form a positive pair); remove
-            such classes from the training set.
-        ConfigError: P exceeds the number of classes, or K < 2.
+        DatasetError: A class has a single image (it cannot form a positive pair) and
+            ``skip_singletons`` is false.
+        ConfigError: P exceeds the number of usable classes, P < 1 or K < 2.
+
+    Example:
+        >>> sampler = PKBatchSampler([0, 0, 1, 1, 2, 2, 2, 2], classes_per_batch=2, samples_per_class=2)
+        >>> len(sampler), [len(batch) for batch in sampler]
+        (2, [4, 4])
     """
 
     def __init__(
@@ -49,70 +96,133 @@ class PKBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        skip_singletons: bool = False,
+        class_names: Sequence[str] | None = None,
     ) -> None:
-        labels = np.asarray(labels, dtype=np.int64)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if classes_per_batch < 1:
+            raise ConfigError(f"config key 'data.classes_per_batch': must be >= 1, got {classes_per_batch}")
         if samples_per_class < 2:
             raise ConfigError(f"config key 'data.samples_per_class': must be >= 2, got {samples_per_class}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world_size {world_size}")
         classes, counts = np.unique(labels, return_counts=True)
         lonely = classes[counts < 2]
         if len(lonely):
-            raise DatasetError(
-                f"training class(es) {lonely[:10].tolist()} have a single image and cannot form a positive "
-                "pair; remove them from the training set"
-            )
+            named = [self._name(int(c), class_names) for c in lonely[:10]]
+            more = f" and {len(lonely) - 10} more" if len(lonely) > 10 else ""
+            message = f"training class(es) {', '.join(named)}{more} have a single image and cannot form a positive pair"
+            if not skip_singletons:
+                raise DatasetError(
+                    f"{message}; remove them from the training data, or build the sampler with "
+                    "skip_singletons=True to leave them out of the batches"
+                )
+            warnings.warn(f"{message}; skipped (skip_singletons=True)", stacklevel=2)
+            keep = counts >= 2
+            classes, counts = classes[keep], counts[keep]
         if classes_per_batch > len(classes):
             raise ConfigError(
-                f"config key 'data.classes_per_batch': {classes_per_batch} exceeds the {len(classes)} training classes"
+                f"config key 'data.classes_per_batch': {classes_per_batch} exceeds the {len(classes)} "
+                "training classes with at least 2 images"
             )
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world_size {world_size}")
-        self.p, self.k = classes_per_batch, samples_per_class
-        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.p, self.k = int(classes_per_batch), int(samples_per_class)
+        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
         order = np.argsort(labels, kind="stable")
-        bounds = np.cumsum(counts)[:-1]
-        self.members = np.split(order, bounds)  # members[c] = indices of class c (sorted)
-        self.chunks_per_class = np.array([-(-len(m) // self.k) for m in self.members])
+        starts = np.searchsorted(labels[order], classes)
+        #: members[i] = dataset indices of the i-th usable class, ascending.
+        self.members = [order[s : s + n] for s, n in zip(starts, counts, strict=True)]
+        self.chunks_per_class = -(-counts // self.k)
+        self.batches_per_epoch = max_pk_batches(self.chunks_per_class, self.p)
         self.epoch = 0
+        self._start = 0  # batches of the current epoch to skip at the next iteration (resume)
+        self._yielded = 0  # batches of the current epoch yielded so far
+
+    @staticmethod
+    def _name(label: int, class_names: Sequence[str] | None) -> str:
+        if class_names is not None and 0 <= label < len(class_names):
+            return f"{label} ({class_names[label]!r})"
+        return str(label)
 
     def __len__(self) -> int:
-        return int(self.chunks_per_class.sum()) // self.p // self.world_size
+        """Batches per epoch on this rank."""
+        return self.batches_per_epoch // self.world_size
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_batch: int | None = None) -> None:
+        """Select the epoch that the next iteration yields.
 
-    def _chunks(self, rng: np.random.Generator, c: int) -> list[np.ndarray]:
-        idx = rng.permutation(self.members[c])
-        need = len(self.members[c]) % self.k
-        if need:
-            pad = rng.choice(self.members[c], self.k - need, replace=len(self.members[c]) < self.k - need)
+        Args:
+            epoch: Epoch number; with the seed it fixes the epoch's batches.
+            start_batch: Skip this many of the epoch's batches (on this rank). ``None``
+                (default) keeps a position restored by :meth:`load_state_dict` when
+                ``epoch`` is the restored epoch, and otherwise starts at batch 0.
+        """
+        if start_batch is None:
+            start_batch = self._start if epoch == self.epoch else 0
+        if not 0 <= start_batch <= len(self):
+            raise ValueError(f"start_batch {start_batch} outside 0..{len(self)}")
+        self.epoch, self._start, self._yielded = int(epoch), int(start_batch), int(start_batch)
+
+    def _chunks(self, rng: np.random.Generator, members: np.ndarray) -> np.ndarray:
+        """The class's images shuffled and cut into rows of K (see the class docstring)."""
+        idx = rng.permutation(members)
+        n, rest = len(idx), len(idx) % self.k
+        if rest:
+            if n >= self.k:  # fill the last chunk with distinct images from the other chunks
+                pad = rng.choice(idx[: n - rest], self.k - rest, replace=False)
+            else:
+                pad = rng.choice(idx, self.k - n, replace=True)
             idx = np.concatenate([idx, pad])
-        return list(idx.reshape(-1, self.k))
+        return idx.reshape(-1, self.k)
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """All batches of ``epoch`` (before the rank split)."""
-        rng = np.random.default_rng([self.seed, epoch])
-        pending = [self._chunks(rng, c) for c in range(len(self.members))]
-        remaining = np.array([len(p) for p in pending], dtype=np.float64)
-        total = len(self) * self.world_size
+        """Every batch of ``epoch`` before the split across ranks (``B`` batches)."""
+        rng = np.random.default_rng([self.seed % 2**63, int(epoch)])
+        chunks = [self._chunks(rng, m) for m in self.members]
+        remaining = self.chunks_per_class.copy()
+        total = self.batches_per_epoch
         batches: list[list[int]] = []
-        while len(batches) < total and (remaining > 0).sum() >= self.p:
-            chosen = rng.choice(len(pending), self.p, replace=False, p=remaining / remaining.sum())
-            batches.append(np.concatenate([pending[c].pop() for c in chosen]).tolist())
+        for b in range(total):
+            left = total - b
+            # classes that must give a chunk now to fit their chunks in the batches left
+            tight = np.flatnonzero(remaining >= left)
+            if len(tight) >= self.p:
+                chosen = rng.choice(tight, self.p, replace=False)
+            else:
+                free = np.flatnonzero((remaining > 0) & (remaining < left))
+                # weighted sampling without replacement (Efraimidis-Spirakis keys): weight = chunks left
+                keys = np.log1p(-rng.random(len(free))) / remaining[free]
+                need = self.p - len(tight)
+                chosen = np.concatenate([tight, free[np.argpartition(-keys, need - 1)[:need]]])
+                rng.shuffle(chosen)
+            used = self.chunks_per_class[chosen] - remaining[chosen]
+            batches.append(np.concatenate([chunks[c][u] for c, u in zip(chosen, used, strict=True)]).tolist())
             remaining[chosen] -= 1
-        while len(batches) < total:  # fewer than P classes left: fresh chunks of random classes
-            chosen = rng.choice(len(pending), self.p, replace=False)
-            batches.append(np.concatenate([self._chunks(rng, c)[0] for c in chosen]).tolist())
-        return batches
+        return [batches[i] for i in rng.permutation(total)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self.epoch_batches(self.epoch)
-        yield from batches[self.rank :: self.world_size][: len(self)]
+        batches = self.epoch_batches(self.epoch)[self.rank :: self.world_size][: len(self)]
+        start, self._start = self._start, 0
+        self._yielded = start
+        for batch in batches[start:]:
+            self._yielded += 1
+            yield batch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "seed": self.seed}
+        """``{"epoch", "batches_yielded", "seed"}``.
+
+        ``batches_yielded`` counts the batches this sampler handed out in the epoch. A
+        DataLoader with workers fetches batches ahead of the training loop, so a loop
+        that must resume at the exact step stores its own step count and passes it as
+        ``set_epoch(epoch, start_batch=...)`` (the trainer does, via
+        :class:`EpochBatchSampler`).
+        """
+        return {"epoch": self.epoch, "batches_yielded": self._yielded, "seed": self.seed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+        """Restore a :meth:`state_dict`: the next iteration continues where that one stopped."""
+        self.seed = int(state.get("seed", self.seed))
+        self.epoch = int(state["epoch"])
+        self._start = self._yielded = min(int(state.get("batches_yielded", 0)), len(self))
 
 
 class EpochBatchSampler(Sampler[list[int]]):
@@ -121,6 +231,12 @@ class EpochBatchSampler(Sampler[list[int]]):
     ``set_epoch(epoch, start_batch)`` forwards the epoch to the wrapped sampler (when it
     has ``set_epoch``) and skips its first ``start_batch`` batches without loading them,
     which is how a run resumed mid-epoch continues with the batches it had not seen.
+    The position is the caller's: a position restored into a wrapped
+    :class:`PKBatchSampler` by ``load_state_dict`` is reset by ``set_epoch``.
+
+    Args:
+        sampler: The batch sampler to wrap.
+        max_batches: Cap on batches per epoch (``None``: the sampler's length).
     """
 
     def __init__(self, sampler: Sampler, max_batches: int | None = None) -> None:
@@ -133,7 +249,9 @@ class EpochBatchSampler(Sampler[list[int]]):
         return min(n, self.max_batches) if self.max_batches else n
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        if hasattr(self.sampler, "set_epoch"):
+        if isinstance(self.sampler, PKBatchSampler):
+            self.sampler.set_epoch(epoch, start_batch=0)
+        elif hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
         self.start = start_batch
 

@@ -25,13 +25,34 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _OPTIONS = {"protocol", "scale", "ratio", "resize_size", "mean", "std", "flip", "augment", "random_erasing"}
 
 
-def _stats(values: Sequence[float] | None, default: Sequence[float], channels: int, key: str) -> list[float]:
-    vals = list(default if values is None else values)
+def _as_list(values: Any) -> list[Any]:
+    return list(values) if isinstance(values, (list, tuple)) else [values]
+
+
+def _stats(values: Sequence[float] | float | None, default: Sequence[float], channels: int, key: str) -> list[float]:
+    """Per-channel mean or std: one value is repeated over the channels."""
+    vals = _as_list(default if values is None else values)
     if len(vals) == 1:
         vals = vals * channels
-    if len(vals) != channels:
-        raise ConfigError(f"config key 'data.transform.{key}': expected 1 or {channels} values, got {vals}")
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
+    if len(vals) != channels or not numeric:
+        raise ConfigError(f"config key 'data.transform.{key}': expected 1 or {channels} numbers, got {vals}")
+    if key == "std" and min(vals) <= 0:
+        raise ConfigError(f"config key 'data.transform.std': values must be > 0, got {vals}")
     return [float(v) for v in vals]
+
+
+def _range(values: Sequence[float] | float, key: str, upper: float | None = None) -> tuple[float, float]:
+    """A ``(low, high)`` pair with ``0 < low <= high (<= upper)``; a ConfigError naming ``key`` otherwise."""
+    vals = _as_list(values)
+    ok = len(vals) == 2 and all(isinstance(v, (int, float)) for v in vals)
+    ok = ok and 0 < vals[0] <= vals[1] and (upper is None or vals[1] <= upper)
+    if not ok:
+        bound = f" <= {upper}" if upper is not None else ""
+        raise ConfigError(
+            f"config key 'data.transform.{key}': expected [low, high] with 0 < low <= high{bound}, got {vals}"
+        )
+    return float(vals[0]), float(vals[1])
 
 
 def build_transforms(
@@ -78,13 +99,23 @@ def build_transforms(
         raise ConfigError(
             f"config key 'data.transform.protocol': invalid value {protocol!r}; valid choices: auto, imagenet, small"
         )
+    if mode not in ("RGB", "L"):
+        raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}")
+    scale_v = _range(scale, "scale", upper=1.0)
+    ratio_v = _range(ratio, "ratio")
+    if not 0.0 <= random_erasing <= 1.0:
+        raise ConfigError(f"config key 'data.transform.random_erasing': a probability in [0, 1], got {random_erasing}")
+    if resize_size is not None and resize_size < image_size:
+        raise ConfigError(
+            f"config key 'data.transform.resize_size': must be >= data.image_size ({image_size}), got {resize_size}"
+        )
     channels = 3 if mode == "RGB" else 1
     steps: list[Any]
     if protocol == "imagenet":
         mean_v = _stats(mean, IMAGENET_MEAN, channels, "mean")
         std_v = _stats(std, IMAGENET_STD, channels, "std")
         if kind == "train":
-            steps = [T.RandomResizedCrop(image_size, scale=tuple(scale), ratio=tuple(ratio))]
+            steps = [T.RandomResizedCrop(image_size, scale=scale_v, ratio=ratio_v)]
             if flip:
                 steps.append(T.RandomHorizontalFlip())
         else:

@@ -32,12 +32,12 @@ def npair(l2_reg: float = 0.002, normalize: bool = False) -> PMLLoss:
 def angular(alpha: float = 45.0) -> PMLLoss:
     """Angular loss, N-pair form: ``log(1 + Σ_n exp(4tan²α (a+p)ᵀn − 2(1+tan²α) aᵀp))``, α = 45°.
 
-    Embeddings are L2-normalised. (Wang et al. also add it to the N-pair loss with λ = 2;
-    combine by training with ``npair`` if needed.)
+    Embeddings are L2-normalised before PML sees them: PML's AngularLoss normalises anchors and
+    positives but uses the negatives as given. (Wang et al. also add it to the N-pair loss with λ = 2.)
     """
     if not 0 < alpha < 90:
         raise ConfigError(f"config key 'loss.alpha': degrees in (0, 90), got {alpha}")
-    return PMLLoss(losses.AngularLoss(alpha=alpha))
+    return PMLLoss(losses.AngularLoss(alpha=alpha), normalize_input=True)
 
 
 @LOSSES.register("lifted")

@@ -32,13 +32,22 @@ class PMLLoss(MetricLoss):
         loss: A ``pytorch_metric_learning.losses`` module.
         miner: A ``pytorch_metric_learning.miners`` module, or ``None`` (all pairs/triplets).
         lr_multiplier: LR factor for the loss's own parameters.
+        normalize_input: L2-normalise embeddings before PML sees them (for PML losses that
+            normalise only some of their operands).
     """
 
-    def __init__(self, loss: torch.nn.Module, miner: torch.nn.Module | None = None, lr_multiplier: float = 1.0) -> None:
+    def __init__(
+        self,
+        loss: torch.nn.Module,
+        miner: torch.nn.Module | None = None,
+        lr_multiplier: float = 1.0,
+        normalize_input: bool = False,
+    ) -> None:
         super().__init__()
         self.loss = loss.float()
         self.miner = miner
         self.lr_multiplier = lr_multiplier
+        self.normalize_input = normalize_input
 
     def forward(
         self,
@@ -50,5 +59,8 @@ class PMLLoss(MetricLoss):
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
             embeddings = embeddings.float()
             ref_emb = ref_emb.float() if ref_emb is not None else None
+            if self.normalize_input:
+                embeddings = torch.nn.functional.normalize(embeddings, dim=1)
+                ref_emb = torch.nn.functional.normalize(ref_emb, dim=1) if ref_emb is not None else None
             indices = self.miner(embeddings, labels, ref_emb, ref_labels) if self.miner is not None else None
             return self.loss(embeddings, labels, indices, ref_emb, ref_labels)

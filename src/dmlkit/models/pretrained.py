@@ -81,10 +81,10 @@ def load_local_weights(module: nn.Module, path: str | Path) -> None:
             f"{tuple(own[wrong[0]].shape)})"
         )
     result = module.load_state_dict(matched, strict=False)
-    if result.missing_keys:
+    missing = [k for k in result.missing_keys if not k.startswith(CLASSIFIER_PREFIXES)]
+    if missing:
         warnings.warn(
-            f"{path}: {len(result.missing_keys)} backbone tensors not in the file keep their initial values "
-            f"(e.g. {result.missing_keys[:3]})",
+            f"{path}: {len(missing)} backbone tensors not in the file keep their initial values (e.g. {missing[:3]})",
             stacklevel=2,
         )
 

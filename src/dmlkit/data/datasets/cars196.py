@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dmlkit.data.base import DatasetSpec, DMLDataset, ImageFileDataset, contiguous_labels
-from dmlkit.data.registry import check_split, register_dataset, require_file, require_root
+from dmlkit.data.registry import check_split, register_dataset, require_file, require_images, require_root
 from dmlkit.errors import DatasetError
 
 TRAIN_CLASSES = range(1, 99)
@@ -37,17 +37,25 @@ def read_annotations(path: Path) -> list[tuple[str, int]]:
     for name in ("relative_im_path", "class"):
         if name not in fields:
             raise DatasetError(f"cars196: {path}: annotations lack the field {name!r} (fields: {fields})")
-    return [(str(_scalar(a["relative_im_path"])), int(_scalar(a["class"]))) for a in annos]
+    rows = []
+    for number, anno in enumerate(annos, start=1):
+        try:
+            rows.append((str(_scalar(anno["relative_im_path"])), int(_scalar(anno["class"]))))
+        except (IndexError, TypeError, ValueError) as exc:
+            raise DatasetError(f"cars196: {path}: annotation {number} is malformed: {exc}") from exc
+    return rows
 
 
 def build(root: Path | None, split: str) -> DMLDataset:
     check_split(SPEC, split)
     root = require_root(SPEC, root)
-    rows = read_annotations(require_file(SPEC, root / "cars_annos.mat"))
+    mat = require_file(SPEC, root / "cars_annos.mat")
     want_train = split == "train"
-    rows = [(p, c) for p, c in rows if (c in TRAIN_CLASSES) == want_train]
+    rows = [(p, c) for p, c in read_annotations(mat) if (c in TRAIN_CLASSES) == want_train]
     labels, names = contiguous_labels([c for _, c in rows])
-    return ImageFileDataset([root / p for p, _ in rows], labels, names, name=f"cars196/{split}")
+    paths = [root / p for p, _ in rows]
+    require_images(SPEC, paths, mat)
+    return ImageFileDataset(paths, labels, names, name=f"cars196/{split}")
 
 
 SPEC = register_dataset(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dmlkit.data.annotations import read_rows, to_int
 from dmlkit.data.base import DatasetSpec, DMLDataset, ImageFileDataset, contiguous_labels
-from dmlkit.data.registry import check_split, register_dataset, require_file, require_root
+from dmlkit.data.registry import check_split, register_dataset, require_file, require_images, require_root
 from dmlkit.errors import DatasetError
 
 TRAIN_CLASSES = range(1, 101)
@@ -30,7 +30,9 @@ def build(root: Path | None, split: str) -> DMLDataset:
     want_train = split == "train"
     ids = [i for i in sorted(paths) if (classes[i] in TRAIN_CLASSES) == want_train]
     labels, names = contiguous_labels([classes[i] for i in ids])
-    return ImageFileDataset([root / "images" / paths[i] for i in ids], labels, names, name=f"cub200/{split}")
+    files = [root / "images" / paths[i] for i in ids]
+    require_images(SPEC, files, images_txt)
+    return ImageFileDataset(files, labels, names, name=f"cub200/{split}")
 
 
 SPEC = register_dataset(

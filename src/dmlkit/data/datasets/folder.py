@@ -1,8 +1,10 @@
 """A user's own images in class folders.
 
 Layout ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*``; or, without those two folders,
-``ROOT/<class>/*`` split by class: the first half of the class names in sorted order train,
-the rest test (zero-shot, as in the benchmarks).
+``ROOT/<class>/*`` split by class: the first half of the class names in sorted order
+(rounded up) train, the rest test, so train and test classes are disjoint (zero-shot, as
+in the benchmarks). Images may sit in nested folders below a class folder; hidden files
+and folders (names starting with ".") are ignored.
 """
 
 from __future__ import annotations
@@ -13,30 +15,45 @@ from dmlkit.data.base import DatasetSpec, DMLDataset, ImageFileDataset, contiguo
 from dmlkit.data.registry import check_split, register_dataset, require_root
 from dmlkit.errors import DatasetError
 
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+
+
+def _visible(path: Path, base: Path) -> bool:
+    return not any(part.startswith(".") for part in path.relative_to(base).parts)
 
 
 def images_by_class(folder: Path) -> dict[str, list[Path]]:
     """``{class name: sorted image paths}`` for every subfolder of ``folder`` holding images."""
     out = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file() and _visible(p, sub))
         if files:
             out[sub.name] = files
     return out
 
 
+def split_classes(names: list[str], split: str) -> list[str]:
+    """The classes of ``split`` in the flat layout: sorted names, first half (rounded up) train."""
+    names = sorted(names)
+    half = (len(names) + 1) // 2
+    return names[:half] if split == "train" else names[half:]
+
+
 def build(root: Path | None, split: str) -> DMLDataset:
     check_split(SPEC, split)
     root = require_root(SPEC, root)
-    if (root / "train").is_dir() and (root / "test").is_dir():
+    has = {name: (root / name).is_dir() for name in ("train", "test")}
+    if all(has.values()):
         classes = images_by_class(root / split)
+    elif any(has.values()):
+        present, absent = ("train", "test") if has["train"] else ("test", "train")
+        raise DatasetError(
+            f"folder: {root / present}/ exists but {root / absent}/ does not; use both, or neither "
+            f"(then the classes are split by name); layout:\n{SPEC.layout}"
+        )
     else:
         everything = images_by_class(root)
-        names = sorted(everything)
-        half = (len(names) + 1) // 2
-        chosen = names[:half] if split == "train" else names[half:]
-        classes = {n: everything[n] for n in chosen}
+        classes = {n: everything[n] for n in split_classes(list(everything), split)}
     if not classes:
         raise DatasetError(
             f"folder: no class folders with images for split {split!r} under {root}; layout:\n{SPEC.layout}"
@@ -52,7 +69,8 @@ SPEC = register_dataset(
         description="your images in class folders; train/ and test/ subfolders, or classes split in half by name",
         layout=(
             "ROOT/train/<class>/<image>.jpg   and   ROOT/test/<class>/<image>.jpg\n"
-            "or ROOT/<class>/<image>.jpg      (sorted class names: first half train, rest test)"
+            "or ROOT/<class>/<image>.jpg      (sorted class names: first half train, rest test)\n"
+            f"image files: {', '.join(sorted(EXTENSIONS))}"
         ),
         splits=("train", "test"),
         mode="RGB",

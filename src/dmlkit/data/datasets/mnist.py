@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,20 +28,26 @@ def _find(root: Path, stem: str) -> Path:
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
-    """Read an IDX file (gzip or plain) and check its magic number and size."""
+    """Read an IDX file (gzip or plain) and check its magic number and size.
+
+    Magic 2051 is a ``N×rows×cols`` uint8 image file, 2049 a ``N`` uint8 label file.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
             data = fh.read()
-    except OSError as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"mnist: cannot read {path}: {exc}") from exc
-    if len(data) < 8 or int.from_bytes(data[:4], "big") != magic:
-        raise DatasetError(f"mnist: {path} is not an IDX file with magic number {magic}")
+    found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    if found != magic:
+        raise DatasetError(f"mnist: {path} is not an IDX file with magic number {magic} (found {found})")
     ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
-    if len(data) - offset != int(np.prod(dims)):
-        raise DatasetError(f"mnist: {path} is truncated: header says {dims}, found {len(data) - offset} bytes")
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    if len(data) < offset or len(data) - offset != int(np.prod(dims)):
+        raise DatasetError(
+            f"mnist: {path} is truncated or padded: header says {dims}, found {len(data) - offset} bytes"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
 
 

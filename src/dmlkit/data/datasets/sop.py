@@ -6,18 +6,21 @@ from pathlib import Path
 
 from dmlkit.data.annotations import read_rows, to_int
 from dmlkit.data.base import DatasetSpec, DMLDataset, ImageFileDataset, contiguous_labels
-from dmlkit.data.registry import check_split, register_dataset, require_file, require_root
+from dmlkit.data.registry import check_split, register_dataset, require_file, require_images, require_root
 
 FILES = {"train": "Ebay_train.txt", "test": "Ebay_test.txt"}
+HEADER = ("image_id", "class_id", "super_class_id", "path")
 
 
 def build(root: Path | None, split: str) -> DMLDataset:
     check_split(SPEC, split)
     root = require_root(SPEC, root)
     path = require_file(SPEC, root / FILES[split])
-    rows = read_rows(path, 4, "sop", skip=1)
+    rows = read_rows(path, 4, "sop", skip=1, header=HEADER)
     labels, names = contiguous_labels([to_int(f[1], path, n, "sop", "class_id") for n, f in rows])
-    return ImageFileDataset([root / f[3] for _, f in rows], labels, names, name=f"sop/{split}")
+    paths = [root / f[3] for _, f in rows]
+    require_images(SPEC, paths, path)
+    return ImageFileDataset(paths, labels, names, name=f"sop/{split}")
 
 
 SPEC = register_dataset(

@@ -1,0 +1,3 @@
+"""Doctest collection settings for the package (``pytest --doctest-modules``)."""
+
+collect_ignore = ["__main__.py"]
