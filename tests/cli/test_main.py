@@ -70,6 +70,22 @@ def test_embed_writes_npz(run_dir, tmp_path, capsys):
     assert set(np.unique(data["labels"])) == {0, 1, 2, 3, 4}
 
 
+def test_embed_a_plain_folder(run_dir, tmp_path, capsys):
+    from PIL import Image
+
+    for cls in ("cats", "dogs"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for j in range(2):
+            Image.fromarray(np.full((9, 9), 40 * j, dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{j}.png")
+    out = tmp_path / "folder.npz"
+    assert main(["embed", str(run_dir), "--folder", str(tmp_path / "imgs"), "-o", str(out)]) == 0
+    data = np.load(out)
+    assert data["embeddings"].shape == (4, 32) and data["class_names"].tolist() == ["cats", "dogs"]
+    assert data["paths"][0].endswith("cats/0.png")
+    assert main(["embed", str(run_dir), "--folder", str(tmp_path / "nothing"), "-o", str(out)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
 def test_eval_missing_run_is_clear(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "checkpoints/last.pt" in capsys.readouterr().err

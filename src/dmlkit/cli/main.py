@@ -134,22 +134,25 @@ def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from dmlkit.data.registry import build_split
+    from dmlkit.data.datasets.folder import image_folder
+    from dmlkit.data.registry import build_split, get_dataset_spec
     from dmlkit.data.transforms import build_transforms
     from dmlkit.evaluation.embed import embed_dataset
     from dmlkit.training.restore import load_trained
 
     run = load_trained(args.run, args.checkpoint)
-    spec_name = args.dataset or run.cfg.data.dataset
-    root = args.data_root or (run.cfg.data.root if spec_name == run.cfg.data.dataset else None)
-    from dmlkit.data.registry import get_dataset_spec
-
-    spec = get_dataset_spec(spec_name)
-    if args.split not in spec.splits:
-        raise DmlkitError(f"--split {args.split!r}: dataset {spec_name!r} has splits {', '.join(spec.splits)}")
-    image_size = run.cfg.data.image_size or get_dataset_spec(run.cfg.data.dataset).default_image_size
-    ds = build_split(spec_name, Path(root) if root else None, args.split)
-    ds = ds.with_transform(build_transforms("eval", image_size, ds.mode, **run.cfg.data.transform))
+    train_spec = get_dataset_spec(run.cfg.data.dataset)
+    if args.folder:
+        ds = image_folder(Path(args.folder), mode=train_spec.mode)
+    else:
+        spec_name = args.dataset or run.cfg.data.dataset
+        root = args.data_root or (run.cfg.data.root if spec_name == run.cfg.data.dataset else None)
+        spec = get_dataset_spec(spec_name)
+        if args.split not in spec.splits:
+            raise DmlkitError(f"--split {args.split!r}: dataset {spec_name!r} has splits {', '.join(spec.splits)}")
+        ds = build_split(spec_name, Path(root) if root else None, args.split)
+    image_size = run.cfg.data.image_size or train_spec.default_image_size
+    ds = ds.with_transform(build_transforms("eval", image_size, train_spec.mode, **run.cfg.data.transform))
     device = torch.device(args.device)
     run.model.to(device)
     run.method.to(device)
@@ -225,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--output", help="also write the metrics JSON to this file")
         else:
             p.add_argument("--split", default="test", help="split to embed (default: test)")
+            p.add_argument(
+                "--folder",
+                help="embed every image under this folder instead of a dataset split "
+                "(label = name of the image's parent folder)",
+            )
             p.add_argument("-o", "--output", required=True, help="output .npz file")
         p.set_defaults(func=func)
 

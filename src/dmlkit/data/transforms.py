@@ -4,10 +4,16 @@ Protocols:
 
 * ``imagenet`` (photos; the papers' protocol): train ``RandomResizedCrop(size, scale)`` +
   horizontal flip; eval ``Resize(resize_size)`` + ``CenterCrop(size)``, with
-  ``resize_size = round(size * 256 / 224)`` (256 for 224); ImageNet mean/std.
+  ``resize_size = round(size * 256 / 224)`` (256 for 224); ImageNet mean/std (for gray
+  images their channel averages). ``scale`` defaults to torchvision's (0.08, 1); STML and
+  PL-Manifolds use (0.16, 1).
 * ``small`` (8×8 digits, 28×28 MNIST/Omniglot): ``Resize(size)``; train adds, when
   ``augment`` is true, a small random affine (±10°, ±10 % shift); mean/std 0.5.
 * ``auto``: ``small`` when ``size <= 64``, else ``imagenet``.
+
+Both protocols end with ``ToTensor`` + ``Normalize`` (float tensors ``C×size×size``) and, in
+training, an optional ``RandomErasing(p=random_erasing)``. Options are the keyword arguments
+of :func:`build_transforms` (``data.transform`` in a config); any other key is a ConfigError.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from dmlkit.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Gray images under the imagenet protocol: the channel averages of the ImageNet statistics.
+IMAGENET_GRAY_MEAN = (sum(IMAGENET_MEAN) / 3,)
+IMAGENET_GRAY_STD = (sum(IMAGENET_STD) / 3,)
 
 _OPTIONS = {"protocol", "scale", "ratio", "resize_size", "mean", "std", "flip", "augment", "random_erasing"}
 
@@ -77,12 +86,17 @@ def build_transforms(
         image_size: Output side length.
         mode: ``RGB`` or ``L``: sets the number of mean/std channels.
         protocol: ``imagenet``, ``small`` or ``auto`` (see the module docstring).
-        scale, ratio: RandomResizedCrop ranges (imagenet protocol). STML/PL-Manifolds use scale (0.16, 1).
-        resize_size: Eval resize before the centre crop (imagenet protocol).
-        mean, std: Normalisation (defaults: ImageNet for ``imagenet``, 0.5 for ``small``).
+        scale, ratio: RandomResizedCrop ranges (imagenet protocol; defaults (0.08, 1) and (3/4, 4/3)).
+        resize_size: Eval resize before the centre crop (imagenet protocol; default
+            ``round(image_size * 256 / 224)``).
+        mean, std: Normalisation, one value or one per channel (defaults: ImageNet for
+            ``imagenet``, 0.5 for ``small``).
         flip: Random horizontal flip in training (imagenet protocol).
         augment: Random affine jitter in training (small protocol; off by default).
-        random_erasing: Probability of RandomErasing in training (Intra-batch uses 0.5).
+        random_erasing: Probability of RandomErasing in training (default 0; Intra-batch uses 0.5).
+
+    Raises:
+        ConfigError: An unknown option or an invalid value, naming the ``data.transform`` key.
     """
     if unknown:
         raise ConfigError(
@@ -112,8 +126,9 @@ def build_transforms(
     channels = 3 if mode == "RGB" else 1
     steps: list[Any]
     if protocol == "imagenet":
-        mean_v = _stats(mean, IMAGENET_MEAN, channels, "mean")
-        std_v = _stats(std, IMAGENET_STD, channels, "std")
+        gray = channels == 1
+        mean_v = _stats(mean, IMAGENET_GRAY_MEAN if gray else IMAGENET_MEAN, channels, "mean")
+        std_v = _stats(std, IMAGENET_GRAY_STD if gray else IMAGENET_STD, channels, "std")
         if kind == "train":
             steps = [T.RandomResizedCrop(image_size, scale=scale_v, ratio=ratio_v)]
             if flip:

@@ -39,6 +39,17 @@ def split_classes(names: list[str], split: str) -> list[str]:
     return names[:half] if split == "train" else names[half:]
 
 
+def image_folder(folder: Path, mode: str = "RGB") -> DMLDataset:
+    """Every image under ``folder`` (recursively, sorted), labelled by its parent folder's name."""
+    if not folder.is_dir():
+        raise DatasetError(f"--folder {folder}: not a folder")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    if not paths:
+        raise DatasetError(f"--folder {folder}: no images ({', '.join(sorted(EXTENSIONS))}) found")
+    labels, names = contiguous_labels([p.parent.name for p in paths])
+    return ImageFileDataset(paths, labels, names, mode=mode, name=f"folder:{folder}")
+
+
 def build(root: Path | None, split: str) -> DMLDataset:
     check_split(SPEC, split)
     root = require_root(SPEC, root)
