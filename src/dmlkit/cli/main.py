@@ -70,15 +70,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _eval_split(run, dataset: str | None, data_root: str | None):
+    """The test side to evaluate: the run's dataset, or ``--dataset``/``--data-root``, at the run's image size
+    and channel mode."""
     from dataclasses import replace
 
-    from dmlkit.training.trainer import build_data
+    from dmlkit.data.registry import get_dataset_spec
+    from dmlkit.training.trainer import build_eval_split
 
     cfg = run.cfg
+    trained = get_dataset_spec(cfg.data.dataset)
+    size = cfg.data.image_size or trained.default_image_size
     if dataset or data_root:
         data = replace(cfg.data, dataset=dataset or cfg.data.dataset, root=data_root or cfg.data.root)
         cfg = replace(cfg, data=data)
-    return build_data(cfg)
+    return build_eval_split(cfg, size, trained.mode)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -89,7 +94,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dmlkit.training.restore import load_trained
 
     run = load_trained(args.run, args.checkpoint)
-    data = _eval_split(run, args.dataset, args.data_root)
+    test = _eval_split(run, args.dataset, args.data_root)
     device = torch.device(args.device)
     run.model.to(device)
     run.method.to(device)
@@ -102,8 +107,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             device=device,
         )
 
-    q, ql = embed(data.test.query)
-    g, gl = (None, None) if data.test.gallery is None else embed(data.test.gallery)
+    q, ql = embed(test.query)
+    g, gl = (None, None) if test.gallery is None else embed(test.gallery)
     e = run.cfg.eval
     recall_at = tuple(args.recall_at) if args.recall_at else tuple(e.recall_at)
     report = evaluate_embeddings(

@@ -114,13 +114,23 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment_info(seed: int, device: torch.device, world_size: int, precision: str) -> dict[str, Any]:
     """Versions, hardware and invocation details recorded with every run."""
     cuda = torch.cuda.is_available()
     return {
         "seed": seed,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "world_size": world_size,
         "precision": precision,
         "cuda_available": cuda,

@@ -53,6 +53,19 @@ class DataBundle:
     image_size: int
 
 
+def build_eval_split(cfg: RunConfig, image_size: int | None = None, mode: str | None = None) -> EvalSplit:
+    """The test side of ``cfg.data`` with the eval transform (size and mode default to the dataset's)."""
+    spec = get_dataset_spec(cfg.data.dataset)
+    root = Path(cfg.data.root).expanduser() if cfg.data.root else None
+    size = image_size or cfg.data.image_size or spec.default_image_size
+    eval_tf = build_transforms("eval", size, mode or spec.mode, **cfg.data.transform)
+    test = spec.eval_split(root)
+    return EvalSplit(
+        test.query.with_transform(eval_tf),
+        test.gallery.with_transform(eval_tf) if test.gallery is not None else None,
+    )
+
+
 def build_data(cfg: RunConfig) -> DataBundle:
     """Training set (train transform), the same images with the eval transform, and the test side."""
     spec = get_dataset_spec(cfg.data.dataset)
@@ -61,11 +74,7 @@ def build_data(cfg: RunConfig) -> DataBundle:
     train_tf = build_transforms("train", image_size, spec.mode, **cfg.data.transform)
     eval_tf = build_transforms("eval", image_size, spec.mode, **cfg.data.transform)
     raw_train = spec.build(root, "train")
-    test = spec.eval_split(root)
-    test = EvalSplit(
-        test.query.with_transform(eval_tf),
-        test.gallery.with_transform(eval_tf) if test.gallery is not None else None,
-    )
+    test = build_eval_split(cfg, image_size, spec.mode)
     return DataBundle(
         raw_train.with_transform(train_tf), raw_train.with_transform(eval_tf), test, spec.mode, image_size
     )
