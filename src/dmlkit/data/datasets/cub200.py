@@ -15,7 +15,7 @@ TRAIN_CLASSES = range(1, 101)
 def build(root: Path | None, split: str) -> DMLDataset:
     check_split(SPEC, split)
     root = require_root(SPEC, root)
-    if (root / "CUB_200_2011" / "images.txt").is_file():
+    if not (root / "images.txt").is_file():  # ROOT holds CUB_200_2011/ (else ROOT is that folder)
         root = root / "CUB_200_2011"
     images_txt = require_file(SPEC, root / "images.txt")
     labels_txt = require_file(SPEC, root / "image_class_labels.txt")
