@@ -120,3 +120,28 @@ def test_training_is_seeded(tmp_path):
     assert a["test"] == b["test"]
     wa, wc = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "c")
     assert not all(np.array_equal(wa[k].numpy(), wc[k].numpy()) for k in wa)
+
+
+def _folder_with_singleton(root):
+    from PIL import Image
+
+    sizes = {"train": {"a": 3, "b": 3, "c": 1}, "test": {"d": 2, "e": 2}}
+    for split, classes in sizes.items():
+        for cls, n in classes.items():
+            (root / split / cls).mkdir(parents=True)
+            for j in range(n):
+                Image.fromarray(np.full((16, 16, 3), 30 * j, dtype=np.uint8)).save(root / split / cls / f"{j}.png")
+
+
+def test_single_image_training_class_is_an_error_or_a_documented_skip(tmp_path):
+    from dmlkit.errors import DatasetError
+
+    _folder_with_singleton(tmp_path / "data")
+    overrides = [f"data.root={tmp_path / 'data'}", "data.dataset=folder", "data.image_size=16",
+                 "data.classes_per_batch=2", "data.samples_per_class=2", "trainer.epochs=1",
+                 "eval.metrics=[recall]", "eval.recall_at=[1]", "eval.untrained=false"]
+    with pytest.raises(DatasetError, match="'c'"):
+        Trainer(small_config(*overrides), tmp_path / "strict").fit()
+    with pytest.warns(UserWarning, match="'c'"):
+        metrics = Trainer(small_config(*overrides, "data.skip_singleton_classes=true"), tmp_path / "skip").fit()
+    assert metrics["status"] == "completed"

@@ -27,6 +27,8 @@ class DataConfig:
         samples_per_class: K of the P×K sampler.
         num_workers: DataLoader worker processes.
         eval_batch_size: Batch size for embedding the evaluation sets.
+        skip_singleton_classes: Drop training classes with a single image (they cannot form a
+            positive pair) with a warning, instead of stopping with an error.
     """
 
     dataset: str = "digits"
@@ -37,6 +39,7 @@ class DataConfig:
     samples_per_class: int = 8
     num_workers: int = 0
     eval_batch_size: int = 256
+    skip_singleton_classes: bool = False
 
 
 @dataclass
@@ -50,6 +53,7 @@ class ModelConfig:
     normalize: bool = True
     freeze_bn: bool = False
     head_init: str = "default"
+    head_dropout: float = 0.0
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
 
 

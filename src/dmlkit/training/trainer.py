@@ -92,6 +92,7 @@ def build_model_from_config(cfg: RunConfig, mode: str) -> EmbeddingModel:
         in_channels=1 if mode == "L" else 3,
         head_init=m.head_init,
         backbone_kwargs=m.backbone_kwargs,
+        head_dropout=m.head_dropout,
     )
 
 
@@ -167,6 +168,8 @@ class Trainer:
                 seed=cfg.seed,
                 rank=rank,
                 world_size=world,
+                skip_singletons=cfg.data.skip_singleton_classes,
+                class_names=self.data.train.class_names,
             )
         self.sampler = EpochBatchSampler(sampler, cfg.trainer.max_steps_per_epoch)
         self.steps_per_epoch = len(self.sampler)
@@ -414,7 +417,9 @@ class Trainer:
         cfg, fabric = self.cfg, self.fabric
         if fabric.is_global_zero:
             self.run.write_config(dump_yaml(config_to_dict(cfg)))
-            self.run.write_env(environment_info(cfg.seed, fabric.device, fabric.world_size, cfg.trainer.precision))
+            env = environment_info(cfg.seed, fabric.device, fabric.world_size, cfg.trainer.precision)
+            env["model"] = getattr(self.model, "spec", None)  # resolved backbone, weights origin, notes
+            self.run.write_env(env)
         if self.resume:
             self._load(self.run.last)
             self._print(f"resumed from {self.run.last} at epoch {self.epoch + 1}, step {self.batch_in_epoch}")
