@@ -1,59 +1,57 @@
-"""N-pair (Sohn 2016), Angular (Wang et al. 2017) and Lifted Structure (Song et al. 2016) losses."""
+"""N-pair (Sohn 2016) and Angular (Wang et al. 2017) losses: softmax-style losses over (anchor, positive) pairs."""
 
 from __future__ import annotations
 
-from pytorch_metric_learning import distances, losses, miners, regularizers
+from pytorch_metric_learning import distances, losses, regularizers
 
-from dmlkit.errors import ConfigError
-from dmlkit.losses.pml import PMLLoss, lp_distance
+from dmlkit.losses import validate
+from dmlkit.losses.pml import PMLLoss
 from dmlkit.losses.registry import LOSSES
 
 
 @LOSSES.register("npair")
 def npair(l2_reg: float = 0.002, normalize: bool = False) -> PMLLoss:
-    """N-pair-mc: ``1/N Σ_i log(1 + Σ_{j≠i} exp(f_iᵀf_j⁺ − f_iᵀf_i⁺)) + λ·mean‖f‖²``.
+    """N-pair-mc loss (Sohn 2016; DVML eq. 3) with an L2-norm regulariser.
 
-    One (anchor, positive) pair is taken per class of the batch; the positives of the
-    other classes are the negatives (cross-entropy over dot products). Sohn's protocol
-    keeps embeddings unnormalised (``normalize: false``) and adds the L2 regulariser
-    with λ = ``l2_reg`` (0.002).
+    ``1/N Σ_i log(1 + Σ_{j≠i} exp(f_iᵀf_j⁺ − f_iᵀf_i⁺)) + λ·mean_b ‖f_b‖²`` over N (anchor,
+    positive) pairs of N distinct classes: the other classes' positives are the negatives
+    (softmax cross-entropy over the N×N dot products, PML ``NPairsLoss``).
+
+    The intended batch is N classes × 2 images (DVML: 64 × 2), for which this is exactly eq. 3.
+    With K > 2 images per class PML takes one pair per class, the first two images of the class in
+    batch order, and ignores the others (they still enter the regulariser, whose mean runs over
+    the whole batch). No reference set (``ref_emb``): PML's ``NPairsLoss`` does not support one.
+
+    Args:
+        l2_reg: λ (0.002; Sohn uses 0.002–0.02). TensorFlow's ``npairs_loss(reg_lambda)`` applies
+            ``reg_lambda/4·(mean‖a‖² + mean‖p‖²)``, i.e. our ``l2_reg = reg_lambda/2``.
+        normalize: L2-normalise embeddings (``false``: Sohn keeps them unnormalised and relies
+            on the regulariser; DVML does the same for N-pair, methods.md §1(b)).
     """
-    if l2_reg < 0:
-        raise ConfigError(f"config key 'loss.l2_reg': must be >= 0, got {l2_reg}")
+    validate.at_least("loss.l2_reg", l2_reg)
+    validate.flag("loss.normalize", normalize)
     loss = losses.NPairsLoss(
         distance=distances.DotProductSimilarity(normalize_embeddings=normalize),
         embedding_regularizer=regularizers.LpRegularizer(p=2, power=2) if l2_reg else None,
         embedding_reg_weight=l2_reg,
     )
-    return PMLLoss(loss)
+    return PMLLoss(loss, "npair", supports_ref=False, takes_miner=False)
 
 
 @LOSSES.register("angular")
 def angular(alpha: float = 45.0) -> PMLLoss:
-    """Angular loss, N-pair form: ``log(1 + Σ_n exp(4tan²α (a+p)ᵀn − 2(1+tan²α) aᵀp))``, α = 45°.
+    """Angular loss (Wang et al. 2017), N-pair form, on L2-normalised embeddings.
 
-    Embeddings are L2-normalised before PML sees them: PML's AngularLoss normalises anchors and
-    positives but uses the negatives as given. (Wang et al. also add it to the N-pair loss with λ = 2.)
+    For every positive pair (a, p) of the batch (both orders), with every other-class sample n
+    as negative: ``log(1 + Σ_n exp(4tan²α·(a+p)ᵀn − 2(1+tan²α)·aᵀp))``; mean over the pairs
+    (PML ``AngularLoss``). Wang et al. use one pair per class (N-pair batches) and usually add the
+    N-pair loss (``npair + 2·angular``); here the angular term stands alone (use a method to combine).
+
+    PML's ``AngularLoss`` normalises anchors and positives but takes the negatives as given, so
+    embeddings are L2-normalised before PML sees them.
+
+    Args:
+        alpha: α in degrees, 45 (typical; Wang et al. tune 36°–55°).
     """
-    if not 0 < alpha < 90:
-        raise ConfigError(f"config key 'loss.alpha': degrees in (0, 90), got {alpha}")
-    return PMLLoss(losses.AngularLoss(alpha=alpha), normalize_input=True)
-
-
-@LOSSES.register("lifted")
-def lifted(neg_margin: float = 1.0, normalize: bool = True) -> PMLLoss:
-    """Lifted structure: ``J_ij = log(Σ_{k∈N_i} e^{α−D_ik} + Σ_{l∈N_j} e^{α−D_jl}) + D_ij``,
-    loss ``1/(2|P|) Σ [J_ij]_+²`` over positive pairs, α = ``neg_margin`` = 1 (Song et al. 2016).
-    """
-    return PMLLoss(losses.LiftedStructureLoss(neg_margin=neg_margin, pos_margin=0, distance=lp_distance(normalize)))
-
-
-@LOSSES.register("multi_similarity")
-def multi_similarity(
-    alpha: float = 2.0, beta: float = 50.0, base: float = 1.0, epsilon: float = 0.1, mining: bool = True
-) -> PMLLoss:
-    """Multi-Similarity (Wang et al. 2019): α = 2, β = 50, λ = ``base`` = 1 (0.5 in some code), with
-    its pair miner (ε = 0.1) unless ``mining`` is false. Cosine similarity.
-    """
-    loss = losses.MultiSimilarityLoss(alpha=alpha, beta=beta, base=base)
-    return PMLLoss(loss, miners.MultiSimilarityMiner(epsilon=epsilon) if mining else None)
+    validate.in_open_interval("loss.alpha", alpha, 0.0, 90.0)
+    return PMLLoss(losses.AngularLoss(alpha=alpha), "angular", normalize_input=True)
