@@ -137,9 +137,17 @@ def test_single_image_training_class_is_an_error_or_a_documented_skip(tmp_path):
     from dmlkit.errors import DatasetError
 
     _folder_with_singleton(tmp_path / "data")
-    overrides = [f"data.root={tmp_path / 'data'}", "data.dataset=folder", "data.image_size=16",
-                 "data.classes_per_batch=2", "data.samples_per_class=2", "trainer.epochs=1",
-                 "eval.metrics=[recall]", "eval.recall_at=[1]", "eval.untrained=false"]
+    overrides = [
+        f"data.root={tmp_path / 'data'}",
+        "data.dataset=folder",
+        "data.image_size=16",
+        "data.classes_per_batch=2",
+        "data.samples_per_class=2",
+        "trainer.epochs=1",
+        "eval.metrics=[recall]",
+        "eval.recall_at=[1]",
+        "eval.untrained=false",
+    ]
     with pytest.raises(DatasetError, match="'c'"):
         Trainer(small_config(*overrides), tmp_path / "strict").fit()
     with pytest.warns(UserWarning, match="'c'"):
