@@ -102,3 +102,27 @@ def test_datasets_lists_layouts(capsys):
     for name in ("digits", "mnist", "omniglot", "cub200", "cars196", "sop", "inshop", "folder", "csv"):
         assert f"{name}:" in out
     assert "Ebay_train.txt" in out and "cars_annos.mat" in out
+
+
+def test_two_process_ddp_on_cpu_writes_one_run(tmp_path):
+    """``trainer.devices=2``: Lightning re-launches the command; every process must use the first's run dir."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "dmlkit", "train", QUICKSTART, *TRAIN, "--set", f"output_dir={tmp_path / 'runs'}"]
+    cmd += ["--set", "trainer.accelerator=cpu", "--set", "trainer.devices=2", "--set", "trainer.strategy=ddp"]
+    env = {k: v for k, v in os.environ.items() if k not in ("DMLKIT_RUN_DIR", "WORLD_SIZE", "LOCAL_RANK", "RANK")}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["quickstart"]
+    metrics = json.loads((tmp_path / "runs" / "quickstart" / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert done.stdout.count("run directory:") == 1  # the summary comes from rank 0 only
+
+
+def test_external_launcher_needs_run_dir(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("DMLKIT_RUN_DIR", raising=False)
+    assert main(["train", QUICKSTART, *TRAIN]) == 2
+    assert "--run-dir is required" in capsys.readouterr().err

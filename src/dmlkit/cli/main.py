@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,9 @@ from dmlkit.errors import DmlkitError
 
 #: Keys that may differ between a run's saved config and the config it is resumed with.
 RESUMABLE_CHANGES = ("trainer.epochs", "trainer.progress_bar", "trainer.threads", "data.num_workers")
+#: Set by the first process of a run to its run directory; the processes Lightning launches for
+#: ``trainer.devices > 1`` re-run this command and take that directory instead of choosing their own.
+RUN_DIR_ENV = "DMLKIT_RUN_DIR"
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
@@ -44,6 +48,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dmlkit.training.trainer import Trainer, format_table
 
     cfg = load_config(args.config, args.set)
+    launched = os.environ.get(RUN_DIR_ENV)
+    if launched:  # a process launched by the first one: it already chose and checked the directory
+        trainer = Trainer(cfg, launched, resume=args.resume)
+        trainer.fit()
+        return 0
+    if args.run_dir is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise DmlkitError(
+            "--run-dir is required when the processes are started by an external launcher "
+            f"(WORLD_SIZE={os.environ['WORLD_SIZE']}), so that every process writes to the same run"
+        )
     run_dir = _run_dir_for(cfg, args.config, args.run_dir, args.resume)
     last = run_dir / "checkpoints" / "last.pt"
     if args.resume:
@@ -63,9 +77,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"--run-dir {run_dir} already holds a run ({last} exists): pass --resume to continue it, "
             "or choose another directory"
         )
-    metrics = Trainer(cfg, run_dir, resume=args.resume).fit()
-    print(format_table(metrics))
-    print(f"run directory: {run_dir}")
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        trainer = Trainer(cfg, run_dir, resume=args.resume)
+        metrics = trainer.fit()
+    finally:
+        del os.environ[RUN_DIR_ENV]
+    if trainer.fabric.is_global_zero:
+        print(format_table(metrics))
+        print(f"run directory: {run_dir}")
     return 0
 
 

@@ -7,6 +7,7 @@ sampler, step and hooks (see :mod:`dmlkit.methods.base`).
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -229,7 +230,9 @@ class Trainer:
         self.model.eval()
         self.method.eval()
         try:
-            with fabric.autocast():
+            with fabric.autocast(), warnings.catch_warnings():
+                # Lightning's all_gather calls a torch function that torch now marks deprecated
+                warnings.filterwarnings("ignore", message=r".*all_gather is deprecated")
                 return embed_dataset(
                     lambda images: self.method.embed_for_eval(self.model, images),
                     dataset,
@@ -306,9 +309,8 @@ class Trainer:
         self.train_time = state["train_time"]
         set_rng_state(state["rng"])
 
-    def _write_metrics(self, status: str, error: str | None = None) -> None:
-        if not self.fabric.is_global_zero:
-            return
+    def _metrics(self, status: str, error: str | None = None) -> dict[str, Any]:
+        """``metrics.json``'s content (every rank holds it)."""
         data: dict[str, Any] = {
             "status": status,
             "test": self.history[-1]["metrics"] if self.history else None,
@@ -322,7 +324,11 @@ class Trainer:
         }
         if error:
             data["error"] = error
-        self.run.write_metrics(data)
+        return data
+
+    def _write_metrics(self, status: str, error: str | None = None) -> None:
+        if self.fabric.is_global_zero:
+            self.run.write_metrics(self._metrics(status, error))
 
     # ------------------------------------------------------------------ loop
     def _progress(self, total: int, initial: int) -> tqdm | None:
@@ -449,7 +455,7 @@ class Trainer:
         self._write_metrics("completed")
         for logger in fabric.loggers:
             logger.finalize("success")
-        return self.run.read_metrics()
+        return json.loads(json.dumps(self._metrics("completed")))  # as metrics.json reads back, on every rank
 
     def _print(self, text: str) -> None:
         if self.fabric.is_global_zero:
