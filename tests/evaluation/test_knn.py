@@ -207,3 +207,12 @@ def test_cuda_equals_cpu():
     gpu = exact_knn(x.cuda(), None, 8, query_chunk=64, backend="torch")
     assert gpu[1].device.type == "cuda"
     assert torch.equal(cpu[1], gpu[1].cpu()) and torch.equal(cpu[0], gpu[0].cpu())
+
+
+def test_faiss_backend_without_faiss_is_a_clear_error(monkeypatch):
+    from dmlkit.evaluation import knn
+
+    monkeypatch.setattr(knn, "faiss_available", lambda: False)
+    with pytest.raises(ValueError, match="faiss-cpu"):
+        knn.exact_knn(torch.randn(5, 3), None, k=2, backend="faiss")
+    assert knn.exact_knn(torch.randn(5, 3), None, k=2, backend="auto")[1].shape == (5, 2)

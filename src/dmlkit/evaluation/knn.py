@@ -401,9 +401,11 @@ def exact_knn(
         gallery_chunk: Gallery items per block (torch backend); automatic by default. Without a
             gallery, one given chunk size is used for both sides.
         backend: ``torch`` (any device), ``faiss`` (CPU exact flat search; faiss blocks internally and
-            ignores the chunk sizes) or ``auto`` (default): torch when the queries are the gallery
-            (symmetric reuse halves the work) or on GPU, faiss for CPU query/gallery search when it is
-            installed. The tie rule is the same for all.
+            ignores the chunk sizes) or ``auto`` (default), which is ``torch``: on the 2-core reference
+            CPU it was faster than faiss 1.15 in every case measured (14,218 × 12,612 × 512-d: 0.95 s
+            against 3.5 s for k = 1, 4.8 s against 7.2 s for k = 1000; leave-one-out also halves its
+            work by symmetry). The tie rule is the same for both; faiss computes distances in another
+            order of operations, so near-ties (not exact ones) can rank differently.
         memory_budget_mb: Budget of one automatic block (default 256 MiB).
         symmetric: Reuse each block for its rows and columns when the queries are the gallery and
             ``query_chunk == gallery_chunk`` (default ``True``).
@@ -438,9 +440,9 @@ def exact_knn(
     qc, gc = chunk_sizes(len(q), len(g), query_chunk, gallery_chunk, memory_budget_mb, square=self_search)
     use_symmetric = self_search and symmetric and qc == gc
     if backend == "auto":
-        explicit = query_chunk is not None or gallery_chunk is not None or block_hook is not None
-        cpu_faiss = q.device.type == "cpu" and faiss_available() and not explicit
-        backend = "faiss" if cpu_faiss and not use_symmetric else "torch"
+        backend = "torch"
+    if backend == "faiss" and not faiss_available():
+        raise ValueError("backend 'faiss' needs the faiss package (pip install faiss-cpu), which is not installed")
     ops = None if backend == "faiss" else _Operands(q, g, metric)
     if ops is None:
         d, i = _search_faiss(q, g, metric, k1, self_search)

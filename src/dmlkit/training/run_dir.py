@@ -99,10 +99,11 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
+    """Output of a git command run in dmlkit's source folder, ``None`` outside a checkout."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             cwd=Path(__file__).resolve().parent,
             capture_output=True,
             text=True,
@@ -111,7 +112,17 @@ def _git_commit() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _git_commit() -> str | None:
+    return _git("rev-parse", "HEAD") or None
+
+
+def _git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit (``None`` outside a checkout)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
 
 
 def _cpu_name() -> str:
@@ -142,5 +153,6 @@ def environment_info(seed: int, device: torch.device, world_size: int, precision
         "hostname": socket.gethostname(),
         "versions": {name: _version(name) for name in _PACKAGES if _version(name)},
         "git_commit": _git_commit(),
+        "git_dirty": _git_dirty(),
         "command": sys.argv,
     }
