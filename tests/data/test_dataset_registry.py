@@ -10,7 +10,7 @@ from dmlkit.data.registry import DATASETS, build_split, dataset_names, get_datas
 from dmlkit.data.transforms import build_transforms
 from dmlkit.errors import ConfigError, DatasetError
 
-NAMES = ["cars196", "csv", "cub200", "digits", "folder", "inshop", "mnist", "omniglot", "sop"]
+NAMES = ["cars196", "csv", "cub200", "digits", "folder", "inshop", "mnist", "mnist_closed", "omniglot", "sop"]
 FILE_BASED = [n for n in NAMES if n != "digits"]
 
 
@@ -36,7 +36,7 @@ def test_specs_are_complete(name):
 def test_default_modes_and_sizes():
     assert {n: get_dataset_spec(n).mode for n in NAMES} == {
         "cars196": "RGB", "csv": "RGB", "cub200": "RGB", "digits": "L", "folder": "RGB",
-        "inshop": "RGB", "mnist": "L", "omniglot": "L", "sop": "RGB",
+        "inshop": "RGB", "mnist": "L", "mnist_closed": "L", "omniglot": "L", "sop": "RGB",
     }  # fmt: skip
     assert [get_dataset_spec(n).default_image_size for n in ("digits", "mnist", "omniglot", "cub200")] == [
         8,

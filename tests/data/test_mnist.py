@@ -23,6 +23,14 @@ def test_split_by_class_from_official_files(mnist_root):
     assert np.asarray(image)[0, 0] == 7  # the t10k image of digit 7 (index 7 in the file)
 
 
+def test_closed_set_keeps_every_digit_with_shared_labels(mnist_root):
+    train = build_split("mnist_closed", mnist_root, "train")
+    test = build_split("mnist_closed", mnist_root, "test")
+    assert (len(train), len(test)) == (20, 10)  # whole train file, whole t10k file
+    assert train.class_names == test.class_names == [str(d) for d in range(10)]
+    assert test.labels.tolist() == list(range(10))
+
+
 @pytest.mark.parametrize(("folder", "compress"), [("", False), ("MNIST/raw", True), ("MNIST/raw", False)])
 def test_plain_files_and_torchvision_folder(tmp_path, folder, compress):
     make_mnist(tmp_path, folder, compress)
@@ -68,3 +76,6 @@ def test_real_mnist_counts():
     assert np.bincount(test.labels).tolist() == [892, 958, 1028, 974, 1009]
     assert test.class_names == ["5", "6", "7", "8", "9"]
     assert train[0]["image"].size == (28, 28)
+    closed_train = build_split("mnist_closed", SHARED_DATA / "mnist", "train")
+    closed_test = build_split("mnist_closed", SHARED_DATA / "mnist", "test")
+    assert (len(closed_train), len(closed_test)) == (60000, 10000)

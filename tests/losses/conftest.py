@@ -32,7 +32,8 @@ def evaluate(name, x, labels, params=None, ref=None, ref_labels=None):
 
 
 FP64_LOSSES = {
-    "angular", "contrastive", "lifted", "margin", "multi_similarity", "npair", "proxy_nca", "triplet", "triplet2_dws"
+    "angular", "contrastive", "lifted", "magnet", "margin", "multi_similarity", "npair", "proxy_nca", "triplet",
+    "triplet2_dws",
 }  # fmt: skip
 
 

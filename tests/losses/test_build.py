@@ -9,7 +9,7 @@ from dmlkit.losses import LOSSES, MINERS, MetricLoss, build_loss
 from .conftest import CLASSES, DIM, FP64_LOSSES, make_batch
 
 ALL_LOSSES = [
-    "angular", "contrastive", "lifted", "margin", "multi_similarity", "normalized_softmax", "npair",
+    "angular", "contrastive", "lifted", "magnet", "margin", "multi_similarity", "normalized_softmax", "npair",
     "proxy_anchor", "proxy_nca", "soft_triple", "triplet", "triplet2_dws",
 ]  # fmt: skip
 
@@ -68,7 +68,11 @@ def test_miner_from_config_replaces_the_builtin_sampling():
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("tripplet", {}, r"^loss: unknown loss 'tripplet'; valid choices: angular, contrastive, lifted, margin"),
+        (
+            "tripplet",
+            {},
+            r"^loss: unknown loss 'tripplet'; valid choices: angular, contrastive, lifted, magnet, margin",
+        ),
         ("triplet", {"margn": 0.1}, r"unknown key\(s\) loss\.margn for loss 'triplet'; valid keys: margin, mining"),
         ("triplet", {"margin": -1}, r"config key 'loss\.margin': must be >= 0, got -1"),
         ("triplet", {"margin": "0.2"}, r"config key 'loss\.margin': must be >= 0, got '0\.2'"),

@@ -18,6 +18,7 @@ proxy_nca           ``proxy``             own (the paper's denominator)
 proxy_anchor        ``proxy``             PML ProxyAnchorLoss
 normalized_softmax  ``proxy``             PML NormalizedSoftmaxLoss
 soft_triple         ``soft_triple``       PML SoftTripleLoss + own per-class regulariser
+magnet              ``magnet``            own (unimodal magnet loss, one cluster per batch class)
 ==================  ====================  =====================================================
 
 ``miners`` holds the miners, ``pml`` the adapter to pytorch-metric-learning and ``validate``
@@ -33,6 +34,7 @@ from dmlkit.errors import ConfigError
 from dmlkit.losses import (  # noqa: F401  (registration)
     contrastive,
     lifted,
+    magnet,
     miners,
     multi_similarity,
     npair,

@@ -12,7 +12,8 @@ device and checkpointed with the model. The trainer calls, in order:
    :meth:`Method.training_step` per batch, :meth:`Method.after_step`, then
    :meth:`Method.on_epoch_end`;
 4. :meth:`Method.embed_for_eval` to embed evaluation images (default: the model's
-   embedding; Intra-batch uses the backbone only, as at test time).
+   embedding; Intra-batch uses the backbone only, as at test time), and
+   :meth:`Method.eval_metrics` for metrics of its own (Magnet's cluster classifier).
 
 Extra state that is not a parameter or buffer goes through
 :meth:`Method.extra_checkpoint_state` / :meth:`Method.load_extra_checkpoint_state`.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,6 +62,7 @@ class MethodContext:
         embed_dataset: ``embed_dataset(dataset) -> (embeddings, labels)`` embeds a whole
             dataset in eval mode, on all ranks (gathered).
         batch_config: P and K of the configured P×K sampler.
+        run_dir: The run directory (methods write their figures under ``run_dir/plots``).
     """
 
     train_dataset: DMLDataset
@@ -74,6 +77,7 @@ class MethodContext:
     world_size: int = 1
     embed_dataset: Callable[[DMLDataset], tuple[torch.Tensor, np.ndarray]] | None = None
     batch_config: dict[str, int] = field(default_factory=dict)
+    run_dir: Path | None = None
 
 
 class Method(nn.Module):
@@ -116,6 +120,16 @@ class Method(nn.Module):
     def embed_for_eval(self, model: EmbeddingModel, images: torch.Tensor) -> torch.Tensor:
         """The test-time embedding of ``images``."""
         return model(images)
+
+    def eval_metrics(self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset) -> dict[str, float]:
+        """Metrics of the method's own, added to the retrieval metrics of each evaluation.
+
+        Args:
+            embeddings: (n, dim) test embeddings (from :meth:`embed_for_eval`).
+            labels: (n,) their labels, in ``dataset``'s label space.
+            dataset: The evaluated dataset (its ``class_names`` relate test to training labels).
+        """
+        return {}
 
     def extra_checkpoint_state(self) -> dict[str, Any]:
         """State that is not a parameter or buffer (sampler bookkeeping, cluster index)."""

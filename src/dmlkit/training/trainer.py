@@ -194,6 +194,7 @@ class Trainer:
                     "classes_per_batch": cfg.data.classes_per_batch,
                     "samples_per_class": cfg.data.samples_per_class,
                 },
+                run_dir=self.run.path,
             )
         )
         groups = parameter_groups(cfg.optimizer, self.model, self.method)
@@ -264,7 +265,9 @@ class Trainer:
             seed=self.cfg.seed,
             backend=e.backend,
         )
-        return {k: float(v) for k, v in report.metrics.items()}
+        metrics = {k: float(v) for k, v in report.metrics.items()}
+        metrics.update({k: float(v) for k, v in self.method.eval_metrics(q_emb, q_lab, test.query).items()})
+        return metrics
 
     # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
@@ -441,6 +444,8 @@ class Trainer:
                 if summary:
                     fabric.log_dict({f"method/{k}": v for k, v in summary.items()}, step=self.global_step)
                 line = f"epoch {self.epoch}/{cfg.trainer.epochs}: loss={epoch_loss:.4f}"
+                if summary:
+                    line += "  " + _format_metrics(summary)
                 if self.epoch % cfg.trainer.eval_every == 0 or self.epoch == cfg.trainer.epochs:
                     line += "  " + _format_metrics(self._record_eval(epoch_loss))
                 self._save(self.run.last)

@@ -1,4 +1,10 @@
-"""MNIST from the official IDX files; zero-shot convention: train on 0–4, test on 5–9."""
+"""MNIST from the official IDX files.
+
+``mnist``: the zero-shot convention (ours): train on digits 0–4 of the train file, test on 5–9 of
+t10k. ``mnist_closed``: the closed-set protocol of classification papers (and of the magnet-loss
+experiment): the whole train file (60,000) for training, the whole t10k file (10,000) for testing,
+all ten digits on both sides with the same labels.
+"""
 
 from __future__ import annotations
 
@@ -51,14 +57,18 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
 
 
-def build(root: Path | None, split: str) -> DMLDataset:
-    check_split(SPEC, split)
-    root = require_root(SPEC, root)
+def _read_split(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images_file, labels_file = FILES[split]
     images = read_idx(_find(root, images_file), 2051)
     labels = read_idx(_find(root, labels_file), 2049)
     if len(images) != len(labels):
         raise DatasetError(f"mnist: {images_file} has {len(images)} images but {labels_file} {len(labels)} labels")
+    return images, labels
+
+
+def build(root: Path | None, split: str) -> DMLDataset:
+    check_split(SPEC, split)
+    images, labels = _read_split(require_root(SPEC, root), split)
     keep = np.isin(labels, TRAIN_CLASSES)
     if split == "test":
         keep = ~keep
@@ -66,18 +76,40 @@ def build(root: Path | None, split: str) -> DMLDataset:
     return ArrayDataset(np.ascontiguousarray(images[keep]), lab, names, mode="L", name=f"mnist/{split}")
 
 
+def build_closed(root: Path | None, split: str) -> DMLDataset:
+    check_split(CLOSED_SPEC, split)
+    images, labels = _read_split(require_root(CLOSED_SPEC, root), split)
+    lab, names = contiguous_labels(labels.tolist())
+    return ArrayDataset(np.ascontiguousarray(images), lab, names, mode="L", name=f"mnist_closed/{split}")
+
+
+_LAYOUT = (
+    "ROOT/train-images-idx3-ubyte.gz\nROOT/train-labels-idx1-ubyte.gz\n"
+    "ROOT/t10k-images-idx3-ubyte.gz\nROOT/t10k-labels-idx1-ubyte.gz\n"
+    "(uncompressed files, or ROOT/MNIST/raw/ as torchvision keeps them, also work)"
+)
+
+
 SPEC = register_dataset(
     DatasetSpec(
         name="mnist",
         description="MNIST, official IDX files; train = train file digits 0-4, test = t10k digits 5-9",
-        layout=(
-            "ROOT/train-images-idx3-ubyte.gz\nROOT/train-labels-idx1-ubyte.gz\n"
-            "ROOT/t10k-images-idx3-ubyte.gz\nROOT/t10k-labels-idx1-ubyte.gz\n"
-            "(uncompressed files, or ROOT/MNIST/raw/ as torchvision keeps them, also work)"
-        ),
+        layout=_LAYOUT,
         splits=("train", "test"),
         mode="L",
         build=build,
+        default_image_size=28,
+    )
+)
+
+CLOSED_SPEC = register_dataset(
+    DatasetSpec(
+        name="mnist_closed",
+        description="MNIST closed set: train = whole train file (60k), test = whole t10k (10k), digits 0-9 on both",
+        layout=_LAYOUT,
+        splits=("train", "test"),
+        mode="L",
+        build=build_closed,
         default_image_size=28,
     )
 )

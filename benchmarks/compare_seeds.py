@@ -1,0 +1,108 @@
+"""Train several configs with several seeds and print one JSON object: mean ± std of each metric.
+
+Usage:
+    python benchmarks/compare_seeds.py configs/omniglot_triplet.yaml configs/magnet_omniglot.yaml \
+        --seeds 0 1 2 [--set key=value ...] [--out-dir runs/compare] [--parallel 1]
+
+Every (config, seed) trains with ``dmlkit train CONFIG --set seed=S`` into ``OUT_DIR/<config>-s<S>``
+(``--parallel N`` runs N at a time as separate processes; 1, the default, runs them one after the
+other). The JSON gives, per config, the final test metrics of every seed, their mean and sample
+standard deviation, and the training times. ``--summarize-only`` reads existing run directories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_dir_of(out_dir: Path, config: str, seed: int) -> Path:
+    return out_dir / f"{Path(config).stem}-s{seed}"
+
+
+def command(config: str, seed: int, run_dir: Path, overrides: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "dmlkit", "train", config, "--run-dir", str(run_dir), "--set", f"seed={seed}"]
+    cmd += ["--set", "trainer.progress_bar=false"]
+    for item in overrides:
+        cmd += ["--set", item]
+    return cmd
+
+
+def train_all(jobs: list[tuple[str, int, Path]], overrides: list[str], parallel: int) -> dict[Path, int]:
+    """Run every job (``parallel`` at a time); returns each run directory's exit code."""
+    pending, running, codes = list(jobs), [], {}
+    while pending or running:
+        while pending and len(running) < parallel:
+            config, seed, run_dir = pending.pop(0)
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            log = open(run_dir.parent / f"{run_dir.name}.log", "w")  # noqa: SIM115 (closed below)
+            proc = subprocess.Popen(command(config, seed, run_dir, overrides), stdout=log, stderr=subprocess.STDOUT)
+            running.append((proc, log, run_dir))
+        time.sleep(0.5)
+        for item in list(running):
+            proc, log, run_dir = item
+            if proc.poll() is not None:
+                log.close()
+                codes[run_dir] = proc.returncode
+                running.remove(item)
+    return codes
+
+
+def summarize(configs: list[str], seeds: list[int], out_dir: Path) -> dict:
+    out = {}
+    for config in configs:
+        runs, times = {}, []
+        for seed in seeds:
+            path = run_dir_of(out_dir, config, seed) / "metrics.json"
+            if not path.is_file():
+                runs[seed] = None
+                continue
+            data = json.loads(path.read_text())
+            runs[seed] = data.get("test") if data.get("status") == "completed" else None
+            times.append(data.get("train_time_s"))
+        done = [m for m in runs.values() if m]
+        keys = list(done[0]) if done else []
+        summary = {}
+        for key in keys:
+            values = [m[key] for m in done if key in m]
+            summary[key] = {
+                "mean": round(statistics.fmean(values), 4),
+                "std": round(statistics.stdev(values), 4) if len(values) > 1 else None,
+            }
+        out[config] = {"completed": len(done), "seeds": runs, "summary": summary, "train_time_s": times}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("configs", nargs="+")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out-dir", default="runs/compare")
+    p.add_argument("--parallel", type=int, default=1)
+    p.add_argument("--summarize-only", action="store_true")
+    args = p.parse_args()
+    out_dir = Path(args.out_dir)
+    codes = {}
+    if not args.summarize_only:
+        jobs = [(c, s, run_dir_of(out_dir, c, s)) for c in args.configs for s in args.seeds]
+        for _, _, run_dir in jobs:
+            if (run_dir / "checkpoints" / "last.pt").exists():
+                raise SystemExit(f"{run_dir} already holds a run; choose another --out-dir")
+        codes = train_all(jobs, args.set, max(1, args.parallel))
+    result = {
+        "overrides": args.set,
+        "seeds": args.seeds,
+        "failed": sorted(str(d) for d, code in codes.items() if code != 0),
+        "configs": summarize(args.configs, args.seeds, out_dir),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The magnet experiment's figures: embedding scatter with cluster centres, and loss against iterations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Write the figure as a PNG atomically (a crash leaves the previous file or none), then close it."""
+    from dmlkit.training.checkpoint import atomic_write
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
+    _pyplot().close(fig)
+    return path
+
+
+def _project(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """2-D coordinates of points and centres: themselves in 2-D, else the points' first two principal axes."""
+    if x.shape[1] == 2:
+        return x, centres, ""
+    mean = x.mean(0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    axes = vt[:2].T
+    return (x - mean) @ axes, (centres - mean) @ axes, " (first two principal axes)"
+
+
+def plot_distribution(
+    path: str | Path,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    centroids: np.ndarray | None = None,
+    title: str = "",
+    class_names: Sequence[str] | None = None,
+    max_points: int = 20_000,
+    seed: int = 0,
+) -> Path:
+    """Scatter of ``embeddings`` coloured by class, cluster centres as black crosses; a PNG at ``path``."""
+    plt = _pyplot()
+    x, y = np.asarray(embeddings, dtype=np.float64), np.asarray(labels)
+    if len(x) > max_points:
+        keep = np.random.default_rng(seed).choice(len(x), max_points, replace=False)
+        x, y = x[keep], y[keep]
+    centres = np.zeros((0, x.shape[1])) if centroids is None else np.asarray(centroids, dtype=np.float64)
+    xy, cxy, note = _project(x, centres)
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
+    classes = np.unique(y)
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for i, c in enumerate(classes):
+        name = class_names[c] if class_names is not None and c < len(class_names) else str(c)
+        sel = y == c
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=2, alpha=0.5, color=cmap(i % cmap.N), label=name)
+    if len(cxy):
+        ax.scatter(cxy[:, 0], cxy[:, 1], s=60, marker="x", color="black", linewidths=1.5)
+        title += "; × = cluster centres"
+    ax.set_title(title + note, fontsize=10)
+    if len(classes) <= 20:
+        ax.legend(markerscale=4, fontsize=7, loc="best")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_loss(path: str | Path, losses: Sequence[float], title: str = "magnet loss", smooth: int = 50) -> Path:
+    """Batch loss against iterations (raw, and a running mean over ``smooth`` iterations); a PNG."""
+    plt = _pyplot()
+    y = np.asarray(losses, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ax.plot(np.arange(1, len(y) + 1), y, lw=0.5, alpha=0.4, label="batch loss")
+    if len(y) >= smooth > 1:
+        running = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+        ax.plot(np.arange(smooth, len(y) + 1), running, lw=1.5, label=f"mean of {smooth}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
