@@ -226,3 +226,12 @@ def test_resume_mid_epoch_keeps_index_and_sampler_state(tmp_path, monkeypatch):
         wa["method_extra"]["index"]["assignments"], wb["method_extra"]["index"]["assignments"]
     )
     np.testing.assert_array_equal(wa["sampler"]["example_loss"], wb["sampler"]["example_loss"])
+
+
+def test_refresh_every_steps(tmp_path, monkeypatch):
+    calls = []
+    original = magnet_module.build_cluster_index
+    monkeypatch.setattr(magnet_module, "build_cluster_index", lambda *a, **k: calls.append(1) or original(*a, **k))
+    cfg = magnet_config("trainer.epochs=1", "method.refresh_every_steps=3", "method.refresh_every_epochs=0")
+    Trainer(cfg, tmp_path / "run").fit()
+    assert len(calls) == 4  # before training, after steps 3 and 6, after the last epoch
