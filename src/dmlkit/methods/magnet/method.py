@@ -38,9 +38,9 @@ from dmlkit.losses.magnet import magnet_loss
 from dmlkit.methods.base import Method, MethodContext, StepOutput
 from dmlkit.methods.magnet.classify import cluster_classify
 from dmlkit.methods.magnet.cluster_index import ClusterIndex, build_cluster_index
-from dmlkit.methods.magnet.plots import plot_distribution, plot_loss
 from dmlkit.methods.magnet.sampler import NeighbourhoodSampler
 from dmlkit.methods.registry import METHODS
+from dmlkit.visualization import plot_distribution, plot_loss
 
 if TYPE_CHECKING:
     from dmlkit.models.model import EmbeddingModel

@@ -1,4 +1,5 @@
-"""The magnet experiment's figures: embedding scatter with cluster centres, and loss against iterations."""
+"""Figures methods write into their run directory: embedding scatter plots (2-D, PCA or t-SNE) and
+loss curves. PNGs are written atomically (matplotlib's Agg backend; no display needed)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,15 @@ def plot_distribution(
         ax.legend(markerscale=4, fontsize=7, loc="best")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def tsne_2d(x: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+    """Barnes-Hut t-SNE of ``x`` to 2-D (scikit-learn; PCA initialisation, seeded)."""
+    from sklearn.manifold import TSNE
+
+    x = np.asarray(x, dtype=np.float32)
+    perplexity = min(perplexity, max(1.0, (len(x) - 1) / 3))
+    return TSNE(2, perplexity=perplexity, init="pca", method="barnes_hut", random_state=seed).fit_transform(x)
 
 
 def plot_loss(path: str | Path, losses: Sequence[float], title: str = "magnet loss", smooth: int = 50) -> Path:
