@@ -20,7 +20,7 @@ CLASSES, DIM = 4, 8
 
 def test_kl_matches_torch_distributions():
     g = torch.Generator().manual_seed(0)
-    mu, logvar = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    mu, logvar = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
     expected = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(1).mean()
     assert kl_to_standard_normal(mu, logvar).item() == pytest.approx(expected.item(), rel=1e-12)
 
