@@ -11,10 +11,16 @@ def test_defaults_without_file():
     assert cfg == RunConfig()
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_shipped_configs_validate(path):
+    from dmlkit.losses import LOSSES
+    from dmlkit.methods import METHODS
+
     cfg = load_config(path)
     assert cfg.loss["name"] and cfg.method["name"]
+    # every loss and method key is a parameter of the registered component
+    assert set(cfg.method) - {"name"} <= set(METHODS.parameters(cfg.method["name"]))
+    assert set(cfg.loss) - {"name"} <= set(LOSSES.parameters(cfg.loss["name"]))
 
 
 def test_overrides_are_typed_and_nested(tmp_path):
