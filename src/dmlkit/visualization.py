@@ -59,11 +59,12 @@ def plot_distribution(
     xy, cxy, note = _project(x, centres)
     fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
     classes = np.unique(y)
+    size = float(np.clip(3000 / max(len(xy), 1), 2, 12))  # larger dots for fewer points
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for i, c in enumerate(classes):
         name = class_names[c] if class_names is not None and c < len(class_names) else str(c)
         sel = y == c
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=2, alpha=0.5, color=cmap(i % cmap.N), label=name)
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=size, alpha=0.5, color=cmap(i % cmap.N), label=name)
     if len(cxy):
         ax.scatter(cxy[:, 0], cxy[:, 1], s=60, marker="x", color="black", linewidths=1.5)
         title += "; × = cluster centres"
