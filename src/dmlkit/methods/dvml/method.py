@@ -119,8 +119,7 @@ class DVMLMethod(MetricLossMethod):
         self.decoder_hidden = decoder_hidden
         self.logvar_clamp = float(logvar_clamp)
         self.tsne, self.tsne_classes, self.tsne_points = bool(tsne), int(tsne_classes), int(tsne_points)
-        self.epoch = 0
-        self.epochs_done = 0
+        self.epoch = 0  # the current epoch; after the last one, ctx.epochs
 
     # ------------------------------------------------------------------ set-up
     def setup(self, ctx: MethodContext) -> None:
@@ -171,7 +170,6 @@ class DVMLMethod(MetricLossMethod):
 
     def on_epoch_end(self, epoch: int, model: EmbeddingModel) -> dict[str, float]:
         summary = {"phase": float(self.phase)}
-        self.epochs_done = epoch + 1
         self.epoch = epoch + 1
         if self.epoch == self.phase1_epochs and self.phase1_epochs < self.ctx.epochs:
             summary["phase2_from_epoch"] = float(self.phase1_epochs + 1)
@@ -180,7 +178,7 @@ class DVMLMethod(MetricLossMethod):
     # ------------------------------------------------------------- evaluation
     def eval_metrics(self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset) -> dict[str, float]:
         """No extra metric; at the final evaluation, writes the t-SNE figures (rank 0)."""
-        final = self.epochs_done == self.ctx.epochs
+        final = self.epoch == self.ctx.epochs
         if final and self.tsne and self.ctx.rank == 0 and self.ctx.run_dir is not None:
             self._plot_tsne(embeddings.float().cpu().numpy(), np.asarray(labels), dataset.class_names)
         return {}
@@ -210,10 +208,9 @@ class DVMLMethod(MetricLossMethod):
 
     # ------------------------------------------------------------- checkpoint
     def extra_checkpoint_state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "epochs_done": self.epochs_done, "phase1_epochs": self.phase1_epochs}
+        return {"epoch": self.epoch, "phase1_epochs": self.phase1_epochs}
 
     def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
         self.epoch = int(state.get("epoch", 0))
-        self.epochs_done = int(state.get("epochs_done", 0))
         if "phase1_epochs" in state and self.phase1_epochs_arg is None:
             self.phase1_epochs = int(state["phase1_epochs"])
