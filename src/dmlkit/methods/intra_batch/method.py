@@ -1,0 +1,99 @@
+"""Intra-batch connections (Seidenschwarz, Elezi, Leal-Taixé, ICML 2021): train the embedding through a
+message passing network over the batch; use the backbone embedding alone at test time.
+
+Per batch: fc7 = the model's unnormalised projection of the pooled features; a biased linear classifier
+on fc7 gives the backbone logits; the L2-normalised fc7 of the whole batch goes through the
+:class:`~dmlkit.methods.intra_batch.mpn.MessagePassingNetwork`, whose classifier gives the MPN logits.
+The loss is the sum of the label-smoothed (ε), temperature-scaled (T) cross-entropies of both. The
+MPN loss reaches the backbone through fc7; at test time the MPN is not used (the default
+``embed_for_eval``: the model's normalised fc7). Configure ``model.normalize: true`` and, as the paper,
+``model.pooling: max``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch.nn.functional as F
+from torch import nn
+
+from dmlkit.errors import ConfigError
+from dmlkit.methods.base import Method, MethodContext, StepOutput
+from dmlkit.methods.intra_batch.mpn import NORMALISATIONS, MessagePassingNetwork, smoothed_cross_entropy
+from dmlkit.methods.registry import METHODS
+
+if TYPE_CHECKING:
+    from dmlkit.models.model import EmbeddingModel
+
+
+@METHODS.register("intra_batch")
+class IntraBatchMethod(Method):
+    """Backbone cross-entropy plus MPN cross-entropy over the batch graph.
+
+    Args:
+        num_classes: Training classes (supplied by the trainer).
+        embedding_dim: fc7 size (supplied by the trainer).
+        layers, heads, ff_dim, dropout, concat, attention: The MPN (see
+            :class:`~dmlkit.methods.intra_batch.mpn.MessagePassingNetwork`; ``attention`` is its
+            normalisation, ``extra_zero`` or ``softmax``).
+        temperature: T dividing both heads' logits (CUB 0.2, Cars 1/9, In-Shop 0.1859).
+        label_smoothing: ε of both cross-entropies (0.1).
+        mpn_weight: Weight of the MPN cross-entropy (1; 0 trains the backbone classifier alone).
+    """
+
+    uses_loss = False
+
+    def __init__(
+        self,
+        num_classes: int,
+        embedding_dim: int,
+        layers: int = 1,
+        heads: int = 2,
+        ff_dim: int | None = None,
+        dropout: float = 0.1,
+        concat: bool = False,
+        attention: str = "extra_zero",
+        temperature: float = 0.2,
+        label_smoothing: float = 0.1,
+        mpn_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        for key, value, low in (("layers", layers, 1), ("heads", heads, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"config key 'method.{key}': expected an integer >= {low}, got {value!r}")
+        if embedding_dim % heads:
+            raise ConfigError(f"config key 'method.heads': {heads} does not divide the embedding size {embedding_dim}")
+        if attention not in NORMALISATIONS:
+            raise ConfigError(f"config key 'method.attention': expected one of {NORMALISATIONS}, got {attention!r}")
+        if not isinstance(temperature, (int, float)) or temperature <= 0:
+            raise ConfigError(f"config key 'method.temperature': expected a number > 0, got {temperature!r}")
+        if not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing < 1:
+            raise ConfigError(
+                f"config key 'method.label_smoothing': expected a number in [0, 1), got {label_smoothing!r}"
+            )
+        if not isinstance(mpn_weight, (int, float)) or mpn_weight < 0:
+            raise ConfigError(f"config key 'method.mpn_weight': expected a number >= 0, got {mpn_weight!r}")
+        self.classifier = nn.Linear(embedding_dim, num_classes)
+        self.mpn = MessagePassingNetwork(embedding_dim, num_classes, layers, heads, ff_dim, dropout, concat, attention)
+        self.temperature, self.smoothing, self.mpn_weight = (
+            float(temperature),
+            float(label_smoothing),
+            float(mpn_weight),
+        )
+
+    def setup(self, ctx: MethodContext) -> None:
+        super().setup(ctx)
+        if ctx.embedding_dim != self.classifier.in_features:
+            raise ConfigError("method 'intra_batch' was built for another embedding size")
+
+    def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
+        labels = batch["label"]
+        fc7 = model.project(model.features(batch["image"]))
+        backbone_ce = smoothed_cross_entropy(self.classifier(fc7), labels, self.smoothing, self.temperature)
+        logs = {"ce_backbone": float(backbone_ce.detach())}
+        loss = backbone_ce
+        if self.mpn_weight:
+            mpn_ce = smoothed_cross_entropy(self.mpn(F.normalize(fc7, dim=1)), labels, self.smoothing, self.temperature)
+            loss = loss + self.mpn_weight * mpn_ce
+            logs["ce_mpn"] = float(mpn_ce.detach())
+        return StepOutput(loss, logs)
