@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,5 +98,36 @@ def plot_loss(path: str | Path, losses: Sequence[float], title: str = "magnet lo
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_retrieval(
+    path: str | Path,
+    query_images: Sequence[Any],
+    neighbour_images: Sequence[Sequence[Any]],
+    correct: np.ndarray,
+    title: str = "",
+) -> Path:
+    """Queries (first column) with their nearest neighbours, framed green when they share the query's class
+    and red otherwise; a PNG. Images are PIL images (RGB or L)."""
+    plt = _pyplot()
+    rows, k = len(query_images), len(neighbour_images[0]) if len(neighbour_images) else 0
+    fig, axes = plt.subplots(rows, k + 1, figsize=(1.6 * (k + 1), 1.6 * rows), dpi=110, squeeze=False)
+    for r in range(rows):
+        cells = [(query_images[r], "black")] + [
+            (img, "green" if ok else "red") for img, ok in zip(neighbour_images[r], correct[r], strict=True)
+        ]
+        for c, (img, colour) in enumerate(cells):
+            ax = axes[r][c]
+            ax.imshow(np.asarray(img), cmap="gray" if np.asarray(img).ndim == 2 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(3 if c else 1)
+        axes[r][0].set_ylabel("query", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)

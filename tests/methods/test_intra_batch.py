@@ -111,3 +111,4 @@ def test_trains_in_the_trainer(tmp_path):
     )
     metrics = Trainer(cfg, tmp_path / "run").fit()
     assert metrics["status"] == "completed" and "recall@1" in metrics["test"]
+    assert (tmp_path / "run" / "plots" / "retrieval.png").read_bytes()[:4] == b"\x89PNG"

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
+from dmlkit.evaluation.knn import exact_knn
 from dmlkit.methods.base import Method, MethodContext, StepOutput
 from dmlkit.methods.intra_batch.mpn import NORMALISATIONS, MessagePassingNetwork, smoothed_cross_entropy
 from dmlkit.methods.registry import METHODS
+from dmlkit.visualization import plot_retrieval
 
 if TYPE_CHECKING:
     from dmlkit.models.model import EmbeddingModel
@@ -39,6 +44,9 @@ class IntraBatchMethod(Method):
         temperature: T dividing both heads' logits (CUB 0.2, Cars 1/9, In-Shop 0.1859).
         label_smoothing: ε of both cross-entropies (0.1).
         mpn_weight: Weight of the MPN cross-entropy (1; 0 trains the backbone classifier alone).
+        retrieval_figure: After the last epoch, write ``plots/retrieval.png``: ``figure_queries``
+            random test queries with their ``figure_neighbours`` nearest test images (backbone
+            embedding, the query left out), correct ones framed green, wrong ones red.
     """
 
     uses_loss = False
@@ -56,6 +64,9 @@ class IntraBatchMethod(Method):
         temperature: float = 0.2,
         label_smoothing: float = 0.1,
         mpn_weight: float = 1.0,
+        retrieval_figure: bool = True,
+        figure_queries: int = 6,
+        figure_neighbours: int = 5,
     ) -> None:
         super().__init__()
         for key, value, low in (("layers", layers, 1), ("heads", heads, 1)):
@@ -75,11 +86,12 @@ class IntraBatchMethod(Method):
             raise ConfigError(f"config key 'method.mpn_weight': expected a number >= 0, got {mpn_weight!r}")
         self.classifier = nn.Linear(embedding_dim, num_classes)
         self.mpn = MessagePassingNetwork(embedding_dim, num_classes, layers, heads, ff_dim, dropout, concat, attention)
-        self.temperature, self.smoothing, self.mpn_weight = (
-            float(temperature),
-            float(label_smoothing),
-            float(mpn_weight),
-        )
+        self.temperature = float(temperature)
+        self.smoothing = float(label_smoothing)
+        self.mpn_weight = float(mpn_weight)
+        self.retrieval_figure = bool(retrieval_figure)
+        self.figure_queries, self.figure_neighbours = int(figure_queries), int(figure_neighbours)
+        self.epoch = 0  # epochs completed (for the figure after the last one)
 
     def setup(self, ctx: MethodContext) -> None:
         super().setup(ctx)
@@ -97,3 +109,35 @@ class IntraBatchMethod(Method):
             loss = loss + self.mpn_weight * mpn_ce
             logs["ce_mpn"] = float(mpn_ce.detach())
         return StepOutput(loss, logs)
+
+    def on_epoch_end(self, epoch: int, model: EmbeddingModel) -> dict[str, float]:
+        self.epoch = epoch + 1
+        return {}
+
+    def eval_metrics(self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset) -> dict[str, float]:
+        """No extra metric; after the last epoch, writes the retrieval figure (rank 0)."""
+        final = self.epoch == self.ctx.epochs and self.ctx.rank == 0 and self.ctx.run_dir is not None
+        if final and self.retrieval_figure and len(embeddings) > self.figure_neighbours:
+            self._plot_retrieval(embeddings, np.asarray(labels), dataset)
+        return {}
+
+    def _plot_retrieval(self, embeddings: torch.Tensor, labels: np.ndarray, dataset: DMLDataset) -> None:
+        rng = np.random.default_rng(self.ctx.seed)
+        queries = np.sort(rng.choice(len(labels), min(self.figure_queries, len(labels)), replace=False))
+        k = self.figure_neighbours
+        _, idx = exact_knn(embeddings[torch.as_tensor(queries, device=embeddings.device)], embeddings, k + 1)
+        idx = idx.cpu().numpy()
+        neighbours = np.stack([row[row != q][:k] for row, q in zip(idx, queries, strict=True)])
+        plot_retrieval(
+            self.ctx.run_dir / "plots" / "retrieval.png",
+            [dataset.load_image(int(q)) for q in queries],
+            [[dataset.load_image(int(j)) for j in row] for row in neighbours],
+            labels[neighbours] == labels[queries][:, None],
+            title=f"{len(queries)} random test queries and their {k} nearest neighbours (green: same class)",
+        )
+
+    def extra_checkpoint_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch}
+
+    def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state.get("epoch", 0))
