@@ -1,4 +1,4 @@
-"""Checks of loss and miner parameters; each failure is a :class:`ConfigError` naming the key."""
+"""Checks of loss, miner and method parameters; each failure is a :class:`ConfigError` naming the key."""
 
 from __future__ import annotations
 
@@ -50,6 +50,12 @@ def positive_int(key: str, value: int) -> None:
     """An ``int`` >= 1."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise _fail(key, "an integer >= 1", value)
+
+
+def non_negative_int(key: str, value: int) -> None:
+    """An ``int`` >= 0."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _fail(key, "an integer >= 0", value)
 
 
 def flag(key: str, value: bool) -> None:

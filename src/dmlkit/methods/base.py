@@ -121,13 +121,16 @@ class Method(nn.Module):
         """The test-time embedding of ``images``."""
         return model(images)
 
-    def eval_metrics(self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset) -> dict[str, float]:
+    def eval_metrics(
+        self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset, final: bool = False
+    ) -> dict[str, float]:
         """Metrics of the method's own, added to the retrieval metrics of each evaluation.
 
         Args:
             embeddings: (n, dim) test embeddings (from :meth:`embed_for_eval`).
             labels: (n,) their labels, in ``dataset``'s label space.
             dataset: The evaluated dataset (its ``class_names`` relate test to training labels).
+            final: Whether this is the evaluation after the last epoch (figures go there).
         """
         return {}
 

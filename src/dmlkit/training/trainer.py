@@ -248,8 +248,8 @@ class Trainer:
             self.model.train(was_training)
             self.method.train(was_training)
 
-    def evaluate(self) -> dict[str, float]:
-        """Zero-shot retrieval and clustering metrics on the test side."""
+    def evaluate(self, final: bool = False) -> dict[str, float]:
+        """Zero-shot retrieval and clustering metrics on the test side (``final``: after the last epoch)."""
         e = self.cfg.eval
         test = self.data.test
         q_emb, q_lab = self._embed_dataset(test.query)
@@ -266,7 +266,7 @@ class Trainer:
             backend=e.backend,
         )
         metrics = {k: float(v) for k, v in report.metrics.items()}
-        metrics.update({k: float(v) for k, v in self.method.eval_metrics(q_emb, q_lab, test.query).items()})
+        metrics.update({k: float(v) for k, v in self.method.eval_metrics(q_emb, q_lab, test.query, final).items()})
         return metrics
 
     # ------------------------------------------------------------ checkpoints
@@ -404,7 +404,7 @@ class Trainer:
         return sum(losses) / max(len(losses), 1)
 
     def _record_eval(self, epoch_loss: float | None) -> dict[str, float]:
-        metrics = self.evaluate()
+        metrics = self.evaluate(final=self.epoch >= self.cfg.trainer.epochs)
         entry = {"epoch": self.epoch, "step": self.global_step, "metrics": metrics}
         if epoch_loss is not None:
             entry["train_loss"] = epoch_loss

@@ -30,6 +30,7 @@ import torch
 
 from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
+from dmlkit.losses import validate
 from dmlkit.losses.base import MetricLoss
 from dmlkit.methods.base import MethodContext, StepOutput
 from dmlkit.methods.dvml.modules import Decoder, VariationalHead, kl_to_standard_normal, reconstruction_loss
@@ -95,10 +96,9 @@ class DVMLMethod(MetricLossMethod):
         tsne_points: int = 2000,
     ) -> None:
         super().__init__(loss, loss_lr_mult)
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ConfigError(f"config key 'method.num_samples': expected an integer >= 1, got {num_samples!r}")
-        if phase1_epochs is not None and (not isinstance(phase1_epochs, int) or phase1_epochs < 0):
-            raise ConfigError(f"config key 'method.phase1_epochs': expected an integer >= 0, got {phase1_epochs!r}")
+        validate.positive_int("method.num_samples", num_samples)
+        if phase1_epochs is not None:
+            validate.non_negative_int("method.phase1_epochs", phase1_epochs)
         if not isinstance(phase1_fraction, (int, float)) or not 0 <= phase1_fraction <= 1:
             raise ConfigError(
                 f"config key 'method.phase1_fraction': expected a number in [0, 1], got {phase1_fraction!r}"
@@ -176,9 +176,10 @@ class DVMLMethod(MetricLossMethod):
         return summary
 
     # ------------------------------------------------------------- evaluation
-    def eval_metrics(self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset) -> dict[str, float]:
+    def eval_metrics(
+        self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset, final: bool = False
+    ) -> dict[str, float]:
         """No extra metric; at the final evaluation, writes the t-SNE figures (rank 0)."""
-        final = self.epoch == self.ctx.epochs
         if final and self.tsne and self.ctx.rank == 0 and self.ctx.run_dir is not None:
             self._plot_tsne(embeddings.float().cpu().numpy(), np.asarray(labels), dataset.class_names)
         return {}

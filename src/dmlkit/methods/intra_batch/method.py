@@ -22,6 +22,7 @@ from torch import nn
 from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
 from dmlkit.evaluation.knn import exact_knn
+from dmlkit.losses import validate
 from dmlkit.methods.base import Method, MethodContext, StepOutput
 from dmlkit.methods.intra_batch.mpn import NORMALISATIONS, MessagePassingNetwork, smoothed_cross_entropy
 from dmlkit.methods.registry import METHODS
@@ -69,21 +70,18 @@ class IntraBatchMethod(Method):
         figure_neighbours: int = 5,
     ) -> None:
         super().__init__()
-        for key, value, low in (("layers", layers, 1), ("heads", heads, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"config key 'method.{key}': expected an integer >= {low}, got {value!r}")
+        validate.positive_int("method.layers", layers)
+        validate.positive_int("method.heads", heads)
         if embedding_dim % heads:
             raise ConfigError(f"config key 'method.heads': {heads} does not divide the embedding size {embedding_dim}")
         if attention not in NORMALISATIONS:
             raise ConfigError(f"config key 'method.attention': expected one of {NORMALISATIONS}, got {attention!r}")
-        if not isinstance(temperature, (int, float)) or temperature <= 0:
-            raise ConfigError(f"config key 'method.temperature': expected a number > 0, got {temperature!r}")
+        validate.positive("method.temperature", temperature)
         if not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing < 1:
             raise ConfigError(
                 f"config key 'method.label_smoothing': expected a number in [0, 1), got {label_smoothing!r}"
             )
-        if not isinstance(mpn_weight, (int, float)) or mpn_weight < 0:
-            raise ConfigError(f"config key 'method.mpn_weight': expected a number >= 0, got {mpn_weight!r}")
+        validate.at_least("method.mpn_weight", mpn_weight)
         self.classifier = nn.Linear(embedding_dim, num_classes)
         self.mpn = MessagePassingNetwork(embedding_dim, num_classes, layers, heads, ff_dim, dropout, concat, attention)
         self.temperature = float(temperature)
@@ -91,7 +89,6 @@ class IntraBatchMethod(Method):
         self.mpn_weight = float(mpn_weight)
         self.retrieval_figure = bool(retrieval_figure)
         self.figure_queries, self.figure_neighbours = int(figure_queries), int(figure_neighbours)
-        self.epoch = 0  # epochs completed (for the figure after the last one)
 
     def setup(self, ctx: MethodContext) -> None:
         super().setup(ctx)
@@ -110,14 +107,12 @@ class IntraBatchMethod(Method):
             logs["ce_mpn"] = float(mpn_ce.detach())
         return StepOutput(loss, logs)
 
-    def on_epoch_end(self, epoch: int, model: EmbeddingModel) -> dict[str, float]:
-        self.epoch = epoch + 1
-        return {}
-
-    def eval_metrics(self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset) -> dict[str, float]:
+    def eval_metrics(
+        self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset, final: bool = False
+    ) -> dict[str, float]:
         """No extra metric; after the last epoch, writes the retrieval figure (rank 0)."""
-        final = self.epoch == self.ctx.epochs and self.ctx.rank == 0 and self.ctx.run_dir is not None
-        if final and self.retrieval_figure and len(embeddings) > self.figure_neighbours:
+        writes = final and self.ctx.rank == 0 and self.ctx.run_dir is not None
+        if writes and self.retrieval_figure and len(embeddings) > self.figure_neighbours:
             self._plot_retrieval(embeddings, np.asarray(labels), dataset)
         return {}
 
@@ -135,9 +130,3 @@ class IntraBatchMethod(Method):
             labels[neighbours] == labels[queries][:, None],
             title=f"{len(queries)} random test queries and their {k} nearest neighbours (green: same class)",
         )
-
-    def extra_checkpoint_state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch}
-
-    def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
-        self.epoch = int(state.get("epoch", 0))

@@ -34,6 +34,7 @@ import torch
 
 from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
+from dmlkit.losses import validate
 from dmlkit.losses.magnet import magnet_loss
 from dmlkit.methods.base import Method, MethodContext, StepOutput
 from dmlkit.methods.magnet.classify import cluster_classify
@@ -44,12 +45,6 @@ from dmlkit.visualization import plot_distribution, plot_loss
 
 if TYPE_CHECKING:
     from dmlkit.models.model import EmbeddingModel
-
-
-def _check_int(key: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"config key 'method.{key}': expected an integer >= {low}, got {value!r}")
-    return value
 
 
 @METHODS.register("magnet")
@@ -86,15 +81,23 @@ class MagnetMethod(Method):
         plots: bool = True,
     ) -> None:
         super().__init__()
-        self.k = _check_int("clusters_per_class", clusters_per_class, 1)
-        self.m = _check_int("clusters_per_batch", clusters_per_batch, 2)
-        self.d = _check_int("samples_per_cluster", samples_per_cluster, 1)
-        self.refresh_every_epochs = _check_int("refresh_every_epochs", refresh_every_epochs, 0)
-        self.refresh_every_steps = _check_int("refresh_every_steps", refresh_every_steps, 0)
-        self.eval_neighbours = _check_int("eval_neighbours", eval_neighbours, 1)
-        self.kmeans_iters = _check_int("kmeans_iters", kmeans_iters, 1)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
-            raise ConfigError(f"config key 'method.alpha': expected a number >= 0, got {alpha!r}")
+        for key, value in (
+            ("clusters_per_class", clusters_per_class),
+            ("samples_per_cluster", samples_per_cluster),
+            ("eval_neighbours", eval_neighbours),
+            ("kmeans_iters", kmeans_iters),
+        ):
+            validate.positive_int(f"method.{key}", value)
+        validate.non_negative_int("method.refresh_every_epochs", refresh_every_epochs)
+        validate.non_negative_int("method.refresh_every_steps", refresh_every_steps)
+        validate.positive_int("method.clusters_per_batch", clusters_per_batch)
+        if clusters_per_batch < 2:
+            raise ConfigError("config key 'method.clusters_per_batch': must be >= 2 (a seed and an impostor cluster)")
+        validate.at_least("method.alpha", alpha)
+        validate.positive("method.eps", eps)
+        self.k, self.m, self.d = clusters_per_class, clusters_per_batch, samples_per_cluster
+        self.refresh_every_epochs, self.refresh_every_steps = refresh_every_epochs, refresh_every_steps
+        self.eval_neighbours, self.kmeans_iters = eval_neighbours, kmeans_iters
         self.alpha, self.eps, self.plots = float(alpha), float(eps), bool(plots)
         # running mean of the batch variance since the last refresh, and the classifier's σ²
         self.register_buffer("variance_sum", torch.zeros((), dtype=torch.float64))
@@ -204,7 +207,9 @@ class MagnetMethod(Method):
         )
 
     # ------------------------------------------------------------- evaluation
-    def eval_metrics(self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset) -> dict[str, float]:
+    def eval_metrics(
+        self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset, final: bool = False
+    ) -> dict[str, float]:
         """``accuracy`` of the cluster classifier when the test classes are training classes."""
         if self.index is None:
             return {}
