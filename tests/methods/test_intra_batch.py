@@ -100,7 +100,7 @@ def test_trains_in_the_trainer(tmp_path):
         [
             "trainer.accelerator=cpu",
             "trainer.progress_bar=false",
-            "method={name: intra_batch, heads: 2}",
+            "method={name: intra_batch, heads: 2, test_refinement: true, refinement_k1: 10}",
             "model.pooling=max",
             "optimizer.name=radam",
             "trainer.epochs=1",
@@ -111,4 +111,5 @@ def test_trains_in_the_trainer(tmp_path):
     )
     metrics = Trainer(cfg, tmp_path / "run").fit()
     assert metrics["status"] == "completed" and "recall@1" in metrics["test"]
+    assert {"refined_recall@1", "refined_map@r"} <= set(metrics["test"])  # the extra, after the last epoch
     assert (tmp_path / "run" / "plots" / "retrieval.png").read_bytes()[:4] == b"\x89PNG"

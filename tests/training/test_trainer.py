@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dmlkit.config import load_config
-from dmlkit.errors import TrainingError
+from dmlkit.errors import ConfigError, TrainingError
 from dmlkit.methods.metric_loss import MetricLossMethod
 from dmlkit.training.checkpoint import load_checkpoint
 from dmlkit.training.trainer import Trainer
@@ -155,3 +155,42 @@ def test_single_image_training_class_is_an_error_or_a_documented_skip(tmp_path):
     with pytest.warns(UserWarning, match="'c'"):
         metrics = Trainer(small_config(*overrides, "data.skip_singleton_classes=true"), tmp_path / "skip").fit()
     assert metrics["status"] == "completed"
+
+
+def test_reload_best_restores_the_best_weights_and_keeps_the_optimiser(tmp_path, monkeypatch):
+    """``scheduler.reload_best_at``: the epoch starts from best.pt's weights, not the last epoch's."""
+    seen = {}
+    original_epoch, original_eval = Trainer._train_epoch, Trainer.evaluate
+
+    def train_epoch(self):
+        seen[self.epoch + 1] = {
+            "weights": {k: v.clone() for k, v in self.model.state_dict().items()},
+            "optimizer_steps": [int(s["step"]) for s in self.optimizer.state.values() if "step" in s][:1],
+        }
+        return original_epoch(self)
+
+    def evaluate(self, final=False):  # epoch 1 is the best, so a reload at epoch 3 must go back to it
+        metrics = original_eval(self, final)
+        return {**metrics, "recall@1": 1.0 - 0.1 * self.epoch}
+
+    monkeypatch.setattr(Trainer, "_train_epoch", train_epoch)
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    extra = ["trainer.max_steps_per_epoch=2", "trainer.eval_every=1", "eval.untrained=false", "trainer.epochs=3"]
+    metrics = Trainer(small_config(*extra, "scheduler.reload_best_at=[3]"), tmp_path / "run").fit()
+    assert metrics["reloads"] == [{"epoch": 3, "from_epoch": 1}]
+    assert metrics["best"]["epoch"] == 1
+    # the weights after epoch 1 are the ones epoch 2 started from
+    assert all(torch.equal(seen[3]["weights"][k], seen[2]["weights"][k]) for k in seen[2]["weights"])
+    assert seen[3]["optimizer_steps"] == [4]  # the optimiser state went on (2 steps per epoch)
+    moved = [k for k in seen[2]["weights"] if not torch.equal(seen[2]["weights"][k], seen[1]["weights"][k])]
+    assert moved  # epoch 1 changed the weights, so the check above is not vacuous
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [(["scheduler.reload_best_at=[1]"], "2..3"), (["scheduler.reload_best_at=[2]", "trainer.eval_every=2"], "before")],
+)
+def test_reload_best_needs_an_earlier_evaluation(tmp_path, setting, message):
+    cfg = small_config("trainer.epochs=3", "trainer.max_steps_per_epoch=1", *setting)
+    with pytest.raises(ConfigError, match=message):
+        Trainer(cfg, tmp_path / "run").fit()

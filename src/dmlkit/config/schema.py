@@ -84,6 +84,12 @@ class SchedulerConfig:
     ``warmup_epochs`` ramps the LR linearly from ``warmup_start`` × lr; then ``name``:
     ``constant``, ``cosine`` (to ``min_lr_ratio`` × lr), ``step`` (× ``gamma`` every
     ``step_epochs``) or ``multistep`` (× ``gamma`` at each of ``milestones`` epochs).
+
+    ``reload_best_at`` (1-based epoch numbers, empty by default): before each of these epochs the
+    model and method weights are restored from ``best.pt`` (the optimiser state is kept) — the
+    official Intra-batch schedule, with ``name: multistep, milestones: [30]`` and ``reload_best_at:
+    [31, 51]``. ``best.pt`` is chosen on the evaluation split, so this selects on the test set;
+    it is for reproducing the reference only.
     """
 
     name: Literal["constant", "cosine", "step", "multistep"] = "constant"
@@ -93,6 +99,7 @@ class SchedulerConfig:
     step_epochs: int = 10
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
+    reload_best_at: list[int] = field(default_factory=list)
 
 
 @dataclass

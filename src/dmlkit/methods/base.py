@@ -63,6 +63,8 @@ class MethodContext:
             dataset in eval mode, on all ranks (gathered).
         batch_config: P and K of the configured P×K sampler.
         run_dir: The run directory (methods write their figures under ``run_dir/plots``).
+        query_gallery: Whether the test side is a query/gallery split (In-Shop) rather than
+            leave-one-out retrieval within one set.
     """
 
     train_dataset: DMLDataset
@@ -78,6 +80,7 @@ class MethodContext:
     embed_dataset: Callable[[DMLDataset], tuple[torch.Tensor, np.ndarray]] | None = None
     batch_config: dict[str, int] = field(default_factory=dict)
     run_dir: Path | None = None
+    query_gallery: bool = False
 
 
 class Method(nn.Module):

@@ -195,12 +195,14 @@ class Trainer:
                     "samples_per_class": cfg.data.samples_per_class,
                 },
                 run_dir=self.run.path,
+                query_gallery=self.data.test.gallery is not None,
             )
         )
         groups = parameter_groups(cfg.optimizer, self.model, self.method)
         optimizer = build_optimizer(cfg.optimizer, groups)
         self.step_module, self.optimizer = fabric.setup(TrainStep(self.model, self.method), optimizer)
         self.scheduler = build_scheduler(cfg.scheduler, self.optimizer, self.steps_per_epoch, cfg.trainer.epochs)
+        self._check_reload_best()
         # A private generator for the loader's worker seeds, reseeded every epoch, so that creating
         # an iterator never draws from the global RNG (which the transforms use when num_workers=0).
         self.loader_generator = torch.Generator()
@@ -222,7 +224,28 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.untrained: dict[str, float] | None = None
         self.best: dict[str, Any] | None = None
+        self.reloads: list[dict[str, int]] = []
         self.train_time = 0.0
+
+    def _check_reload_best(self) -> None:
+        """``scheduler.reload_best_at`` needs an evaluation (hence a ``best.pt``) before its first epoch."""
+        cfg = self.cfg
+        at = cfg.scheduler.reload_best_at
+        if any(not isinstance(e, int) or isinstance(e, bool) or not 2 <= e <= cfg.trainer.epochs for e in at):
+            raise ConfigError(
+                f"config key 'scheduler.reload_best_at': expected epoch numbers in 2..{cfg.trainer.epochs} "
+                f"(trainer.epochs), got {at}"
+            )
+        if at and min(at) - 1 < cfg.trainer.eval_every:
+            raise ConfigError(
+                f"config key 'scheduler.reload_best_at': epoch {min(at)} comes before the first evaluation "
+                f"(trainer.eval_every={cfg.trainer.eval_every}), so there is no best checkpoint to reload"
+            )
+        if at:
+            self._print(
+                f"scheduler.reload_best_at={at}: the weights are reloaded from best.pt, which is selected on the "
+                "evaluation split (the reference's schedule; its figures select on the test set)"
+            )
 
     # ------------------------------------------------------------ evaluation
     def _embed_dataset(self, dataset: DMLDataset) -> tuple[torch.Tensor, Any]:
@@ -284,6 +307,7 @@ class Trainer:
             "history": self.history,
             "untrained": self.untrained,
             "best": self.best,
+            "reloads": self.reloads,
             "train_time": self.train_time,
             "rng": rng_state(),
             "config": config_to_dict(self.cfg),
@@ -309,6 +333,7 @@ class Trainer:
         self.history = state["history"]
         self.untrained = state["untrained"]
         self.best = state["best"]
+        self.reloads = state.get("reloads", [])
         self.train_time = state["train_time"]
         set_rng_state(state["rng"])
 
@@ -321,6 +346,7 @@ class Trainer:
             "best": self.best,
             "untrained": self.untrained,
             "history": self.history,
+            "reloads": self.reloads,
             "epochs_completed": self.epoch,
             "global_step": self.global_step,
             "train_time_s": round(self.train_time, 3),
@@ -332,6 +358,15 @@ class Trainer:
     def _write_metrics(self, status: str, error: str | None = None) -> None:
         if self.fabric.is_global_zero:
             self.run.write_metrics(self._metrics(status, error))
+
+    def _reload_best(self) -> None:
+        """Restore the model and method weights of ``best.pt`` (optimiser, schedule and RNG go on)."""
+        state = load_checkpoint(self.run.best)
+        self.model.load_state_dict(state["model"])
+        self.method.load_state_dict(state["method"])
+        self.method.load_extra_checkpoint_state(state.get("method_extra", {}))
+        self.reloads.append({"epoch": self.epoch + 1, "from_epoch": state["epoch"]})
+        self._print(f"epoch {self.epoch + 1}: reloaded the weights of the best epoch so far ({state['epoch']})")
 
     # ------------------------------------------------------------------ loop
     def _progress(self, total: int, initial: int) -> tqdm | None:
@@ -437,6 +472,8 @@ class Trainer:
             self._print(f"untrained: {_format_metrics(self.untrained)}")
         try:
             while self.epoch < cfg.trainer.epochs:
+                if self.batch_in_epoch == 0 and self.epoch + 1 in cfg.scheduler.reload_best_at:
+                    self._reload_best()
                 epoch_loss = self._train_epoch()
                 self.epoch += 1
                 self.batch_in_epoch = 0

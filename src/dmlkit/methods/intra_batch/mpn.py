@@ -52,19 +52,19 @@ class BatchAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.dropout = nn.Dropout(dropout)
 
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., N, dim) → (..., heads, N, head_dim)."""
+        return x.view(*x.shape[:-1], self.heads, self.head_dim).transpose(-3, -2)
+
     def weights(self, h: torch.Tensor) -> torch.Tensor:
-        """(heads, N, N) attention weights; row i holds target i's weights over the sources j."""
-        n = len(h)
-        q = self.q(h).view(n, self.heads, self.head_dim).transpose(0, 1)
-        k = self.k(h).view(n, self.heads, self.head_dim).transpose(0, 1)
-        scores = q @ k.transpose(1, 2) / math.sqrt(self.head_dim)
+        """(..., heads, N, N) attention weights; row i holds target i's weights over the sources j."""
+        scores = self._split(self.q(h)) @ self._split(self.k(h)).transpose(-1, -2) / math.sqrt(self.head_dim)
         return extra_zero_softmax(scores) if self.normalisation == "extra_zero" else torch.softmax(scores, dim=-1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        n = len(h)
-        v = self.v(h).view(n, self.heads, self.head_dim).transpose(0, 1)
-        messages = self.dropout(self.weights(h)) @ v  # (heads, N, head_dim): sum over sources
-        return self.out(messages.transpose(0, 1).reshape(n, -1))
+        """(..., N, dim) → (..., N, dim) messages; leading dimensions are independent graphs."""
+        messages = self.dropout(self.weights(h)) @ self._split(self.v(h))  # (..., heads, N, head_dim): sum over j
+        return self.out(messages.transpose(-3, -2).reshape(h.shape))
 
 
 class MessagePassingLayer(nn.Module):
@@ -121,14 +121,19 @@ class MessagePassingNetwork(nn.Module):
         self.classifier = nn.Linear(out_dim, num_classes, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, dim) batch embeddings → (N, out_dim) features after message passing."""
+    def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(..., N, dim) batch embeddings → every layer's (..., N, dim) output (leading dims: separate graphs)."""
         h = self.input(x)
         outputs = []
         for layer in self.layers:
             h = layer(h)
             outputs.append(h)
-        return torch.cat(outputs, dim=1) if self.concat else h
+        return outputs
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., N, dim) batch embeddings → (..., N, out_dim) features after message passing."""
+        outputs = self.layer_outputs(x)
+        return torch.cat(outputs, dim=-1) if self.concat else outputs[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, dim) batch embeddings → (N, num_classes) logits."""
