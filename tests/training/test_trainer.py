@@ -194,3 +194,20 @@ def test_reload_best_needs_an_earlier_evaluation(tmp_path, setting, message):
     cfg = small_config("trainer.epochs=3", "trainer.max_steps_per_epoch=1", *setting)
     with pytest.raises(ConfigError, match=message):
         Trainer(cfg, tmp_path / "run").fit()
+
+
+def test_an_unsupervised_method_must_bring_its_sampler(tmp_path, monkeypatch):
+    """The P×K sampler reads labels, so a method with ``uses_labels = False`` must supply batches."""
+    from dmlkit.methods import METHODS, Method
+
+    class NoSampler(Method):
+        uses_loss = False
+        uses_labels = False
+
+        def __init__(self, num_classes=0, embedding_dim=0):
+            super().__init__()
+            assert num_classes == 0  # the trainer does not even pass the class count
+
+    monkeypatch.setitem(METHODS._items, "no_sampler", NoSampler)
+    with pytest.raises(ConfigError, match="unsupervised but supplies no batch sampler"):
+        Trainer(small_config("method={name: no_sampler}"), tmp_path / "run").fit()

@@ -41,6 +41,9 @@ class DMLDataset(Dataset):
     Subclasses implement :meth:`load_image` (returning a PIL image in ``self.mode``).
     """
 
+    #: Whether the labels are hidden (:class:`~dmlkit.data.unlabeled.UnlabeledDataset`).
+    hides_labels: bool = False
+
     def __init__(
         self,
         labels: np.ndarray,

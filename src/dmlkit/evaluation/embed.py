@@ -21,8 +21,8 @@ def embed_dataset(
     rank: int = 0,
     world_size: int = 1,
     gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Embed every item of ``dataset`` in order; returns float32 CPU embeddings and labels.
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Embed every item of ``dataset`` in order; returns float32 CPU embeddings and labels (``None`` when hidden).
 
     With ``world_size > 1`` each rank embeds a contiguous shard and ``gather`` (e.g.
     ``fabric.all_gather``) collects the padded shards; the result is identical on all ranks.
@@ -48,4 +48,4 @@ def embed_dataset(
         padded[: len(local)] = local
         stacked = gather(padded)  # (world_size, longest, dim)
         local = torch.cat([stacked[r, : len(shards[r])] for r in range(world_size)])
-    return local.cpu(), dataset.labels.copy()
+    return local.cpu(), None if dataset.hides_labels else dataset.labels.copy()

@@ -59,12 +59,15 @@ class MethodContext:
         steps_per_epoch: Optimisation steps per epoch.
         seed: Run seed.
         rank: This process's rank; ``world_size``: number of processes.
-        embed_dataset: ``embed_dataset(dataset) -> (embeddings, labels)`` embeds a whole
-            dataset in eval mode, on all ranks (gathered).
+        embed_dataset: ``embed_dataset(dataset, embed=None) -> (embeddings, labels)`` embeds a
+            whole dataset in eval mode, on all ranks (gathered), with ``embed(images)`` (default:
+            :meth:`Method.embed_for_eval` of the model); labels are ``None`` when hidden.
         batch_config: P and K of the configured P×K sampler.
         run_dir: The run directory (methods write their figures under ``run_dir/plots``).
         query_gallery: Whether the test side is a query/gallery split (In-Shop) rather than
             leave-one-out retrieval within one set.
+        model: The embedding model being trained (methods that keep a copy, such as an EMA
+            teacher, take it here).
     """
 
     train_dataset: DMLDataset
@@ -77,10 +80,11 @@ class MethodContext:
     seed: int
     rank: int = 0
     world_size: int = 1
-    embed_dataset: Callable[[DMLDataset], tuple[torch.Tensor, np.ndarray]] | None = None
+    embed_dataset: Callable[..., tuple[torch.Tensor, np.ndarray | None]] | None = None
     batch_config: dict[str, int] = field(default_factory=dict)
     run_dir: Path | None = None
     query_gallery: bool = False
+    model: EmbeddingModel | None = None
 
 
 class Method(nn.Module):
@@ -88,13 +92,16 @@ class Method(nn.Module):
 
     #: Whether the run's ``loss`` section is used (``False`` for methods with their own loss).
     uses_loss: bool = True
+    #: Whether the method reads training labels; ``False`` (unsupervised): the trainer hands it the
+    #: training set with labels hidden, passes ``num_classes = 0`` and needs its batch sampler.
+    uses_labels: bool = True
 
     def setup(self, ctx: MethodContext) -> None:
         """Called once before training (after the model exists, before the optimiser)."""
         self.ctx = ctx
 
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
-        """Loss of one batch (``batch["image"]``, ``batch["label"]``, ``batch["index"]``)."""
+        """Loss of one batch (``batch["image"]``, ``batch["index"]`` and, if supervised, ``batch["label"]``)."""
         raise NotImplementedError
 
     def param_groups(self, base_lr: float, lr_mult: float) -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@ import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from dmlkit.data.base import DMLDataset, EvalSplit, stack_batch
 from dmlkit.data.registry import get_dataset_spec
 from dmlkit.data.samplers import EpochBatchSampler, PKBatchSampler
 from dmlkit.data.transforms import build_transforms
+from dmlkit.data.unlabeled import UnlabeledDataset
 from dmlkit.errors import ConfigError, TrainingError
 from dmlkit.evaluation.embed import embed_dataset
 from dmlkit.evaluation.evaluate import evaluate_embeddings
@@ -157,10 +159,18 @@ class Trainer:
         fabric.seed_everything(cfg.seed, verbose=False)
         self.data = build_data(cfg)
         self.model = build_model_from_config(cfg, self.data.mode)
-        self.method = build_method(cfg, self.data.train.num_classes, self.model.embedding_dim)
+        self.supervised = getattr(METHODS.get(cfg.method["name"], key="method.name"), "uses_labels", True)
+        if not self.supervised:  # the method never sees a training label (reading one raises)
+            self.data = replace(
+                self.data, train=UnlabeledDataset(self.data.train), train_eval=UnlabeledDataset(self.data.train_eval)
+            )
+        self.num_classes = self.data.train.num_classes if self.supervised else 0
+        self.method = build_method(cfg, self.num_classes, self.model.embedding_dim)
         world, rank = fabric.world_size, fabric.global_rank
 
         sampler = self.method.batch_sampler(self.data.train, cfg.seed, rank, world)
+        if sampler is None and not self.supervised:
+            raise ConfigError(f"method {cfg.method['name']!r} is unsupervised but supplies no batch sampler")
         if sampler is None:
             sampler = PKBatchSampler(
                 self.data.train.labels,
@@ -181,7 +191,7 @@ class Trainer:
             MethodContext(
                 train_dataset=self.data.train,
                 train_dataset_eval=self.data.train_eval,
-                num_classes=self.data.train.num_classes,
+                num_classes=self.num_classes,
                 embedding_dim=self.model.embedding_dim,
                 feature_dim=self.model.feature_dim,
                 epochs=cfg.trainer.epochs,
@@ -196,6 +206,7 @@ class Trainer:
                 },
                 run_dir=self.run.path,
                 query_gallery=self.data.test.gallery is not None,
+                model=self.model,
             )
         )
         groups = parameter_groups(cfg.optimizer, self.model, self.method)
@@ -248,7 +259,9 @@ class Trainer:
             )
 
     # ------------------------------------------------------------ evaluation
-    def _embed_dataset(self, dataset: DMLDataset) -> tuple[torch.Tensor, Any]:
+    def _embed_dataset(
+        self, dataset: DMLDataset, embed: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, Any]:
         fabric = self.fabric
         was_training = self.model.training
         self.model.eval()
@@ -258,7 +271,7 @@ class Trainer:
                 # Lightning's all_gather calls a torch function that torch now marks deprecated
                 warnings.filterwarnings("ignore", message=r".*all_gather is deprecated")
                 return embed_dataset(
-                    lambda images: self.method.embed_for_eval(self.model, images),
+                    embed or (lambda images: self.method.embed_for_eval(self.model, images)),
                     dataset,
                     batch_size=self.cfg.data.eval_batch_size,
                     num_workers=self.cfg.data.num_workers,
@@ -311,7 +324,7 @@ class Trainer:
             "train_time": self.train_time,
             "rng": rng_state(),
             "config": config_to_dict(self.cfg),
-            "num_classes": self.data.train.num_classes,
+            "num_classes": self.num_classes,
         }
 
     def _save(self, path: Path) -> None:
@@ -414,7 +427,7 @@ class Trainer:
             self.method.after_step(self.model, self.global_step)
             self.global_step += 1
             self.batch_in_epoch += 1
-            images_seen += len(batch["label"]) * fabric.world_size
+            images_seen += len(batch["index"]) * fabric.world_size
             value = float(loss.detach())
             losses.append(value)
             speed = images_seen / max(time.perf_counter() - t0, 1e-9)

@@ -1,0 +1,126 @@
+"""The unsupervised Omniglot protocol of docs/pl_manifold.md; prints one JSON object.
+
+1. Pretrain a small CNN *with labels on other data* (all of MNIST, configs/pretrain_mnist_small_cnn.yaml)
+   and write its backbone weights to ``--weights`` (skipped when the file exists).
+2. From those weights, train without Omniglot labels (background alphabets) with PL-Manifold
+   (configs/pl_manifold_omniglot.yaml) and with k-means pseudo-labels (configs/pseudo_label_omniglot.yaml),
+   same budget, ``--seeds`` each (benchmarks/compare_seeds.py), and evaluate zero-shot on the evaluation
+   alphabets.
+3. Report, mean ± std over the seeds: the starting embedding (the untrained evaluation of each run: the
+   pretrained backbone and the run's fresh projection head), each method's final test metrics, and
+   the similarity-quality diagnostics of each embedding (PL pieces vs k-means vs hierarchical
+   pseudo-labels on test neighbourhood batches; test labels are read by the diagnostics only).
+
+Usage:
+    python benchmarks/pl_manifold_omniglot.py [--seeds 0 1 2] [--parallel 2] [--out-dir runs/pl_omniglot]
+        [--set key=value ...]   # passed to every Omniglot run
+    python benchmarks/pl_manifold_omniglot.py --pretrain-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PRETRAIN = "configs/pretrain_mnist_small_cnn.yaml"
+METHODS = {"pl_manifold": "configs/pl_manifold_omniglot.yaml", "pseudo_label": "configs/pseudo_label_omniglot.yaml"}
+
+
+def pretrain(weights: Path, run_dir: Path, overrides: list[str]) -> None:
+    """Train the supervised MNIST model and save its backbone's state dict (atomically) to ``weights``."""
+    cmd = [sys.executable, "-m", "dmlkit", "train", PRETRAIN, "--run-dir", str(run_dir)]
+    for item in ["trainer.progress_bar=false", *overrides]:
+        cmd += ["--set", item]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
+    backbone = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_suffix(".tmp")
+    torch.save(backbone, tmp)
+    os.replace(tmp, weights)
+
+
+def diagnostics_of(run_dir: Path, seed: int) -> dict[str, float]:
+    """The similarity-quality diagnostics of a run's final (student) test embedding."""
+    from dmlkit.evaluation.embed import embed_dataset
+    from dmlkit.methods.pl_manifold.diagnostics_run import run_diagnostics
+    from dmlkit.training.restore import load_trained
+    from dmlkit.training.trainer import build_eval_split
+
+    run = load_trained(run_dir)
+    test = build_eval_split(run.cfg)
+    emb, labels = embed_dataset(lambda x: run.method.embed_for_eval(run.model, x), test.query, batch_size=512)
+    defaults = {"rank": 2, "max_size": 10, "threshold": 0.8, "subset_selection": True, "residual_scale": "local"}
+    return run_diagnostics(emb, np.asarray(labels), piece_args=defaults, seed=seed)
+
+
+def mean_std(rows: list[dict[str, float]]) -> dict[str, dict[str, float | None]]:
+    out = {}
+    for key in rows[0] if rows else []:
+        values = [r[key] for r in rows if key in r]
+        out[key] = {
+            "mean": round(statistics.fmean(values), 4),
+            "std": round(statistics.stdev(values), 4) if len(values) > 1 else None,
+        }
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--parallel", type=int, default=2)
+    p.add_argument("--out-dir", default="runs/pl_omniglot")
+    p.add_argument("--weights", default="runs/pretrain/mnist_small_cnn.pth")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--pretrain-set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--pretrain-only", action="store_true")
+    p.add_argument("--summarize-only", action="store_true")
+    args = p.parse_args()
+    out, weights = ROOT / args.out_dir, ROOT / args.weights
+    if not weights.is_file() and not args.summarize_only:
+        pretrain(weights, weights.parent / "mnist_small_cnn", args.pretrain_set)
+    if args.pretrain_only:
+        print(json.dumps({"weights": str(weights)}))
+        return
+    overrides = [f"model.pretrained={weights}", *args.set]
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "compare_seeds.py"), *METHODS.values()]
+    cmd += ["--seeds", *map(str, args.seeds), "--parallel", str(args.parallel), "--out-dir", str(out)]
+    for item in overrides:
+        cmd += ["--set", item]
+    if args.summarize_only:
+        cmd.append("--summarize-only")
+    compared = json.loads(subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, text=True).stdout)
+    result: dict = {"weights": str(weights), "overrides": overrides, "seeds": args.seeds, "failed": compared["failed"]}
+    starts, start_diag = [], []
+    for name, config in METHODS.items():
+        rows, diags = [], []
+        for seed in args.seeds:
+            run_dir = out / f"{Path(config).stem}-s{seed}"
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            if metrics.get("status") != "completed":
+                continue
+            rows.append(metrics["test"])
+            diags.append(diagnostics_of(run_dir, seed))
+            if name == "pl_manifold":  # its untrained evaluation carries the diagnostics of the start
+                starts.append({k: v for k, v in metrics["untrained"].items() if not k.startswith("diag_")})
+                start_diag.append({k: v for k, v in metrics["untrained"].items() if k.startswith("diag_")})
+        result[name] = {
+            "metrics": mean_std([{k: v for k, v in r.items() if not k.startswith("diag_")} for r in rows]),
+            "diagnostics": mean_std(diags),
+            "train_time_s": compared["configs"][config]["train_time_s"],
+        }
+    result["start"] = {"metrics": mean_std(starts), "diagnostics": mean_std(start_diag)}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
