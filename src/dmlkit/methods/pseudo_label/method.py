@@ -1,16 +1,40 @@
 """k-means pseudo-labels for unsupervised DML: the DeepCluster-style baseline of the PL-Manifold issue.
 
-DeepCluster (Caron et al., ECCV 2018) alternates k-means on the current features with training a
-classifier on the cluster assignments. Here [decision] the assignments train the run's metric loss
-(``loss`` section) through P×K batches of pseudo-classes — the form the k-means pseudo-label
-baselines of unsupervised DML take — so that it compares with PL-Manifold on equal terms. Before
-every epoch the training set (labels hidden, evaluation transform) is embedded with the current
-model and clustered into ``clusters`` groups (k-means, seed = run seed + epoch). No training label
-is read (``uses_labels = False``).
+DeepCluster (Caron et al., ECCV 2018) re-clusters the features of the whole training set with k-means
+every epoch and trains a classifier on the cluster assignments. Here [decision] the assignments
+train the run's metric loss (the ``loss`` section) through P×K batches over pseudo-classes, the form
+that the k-means pseudo-label baselines of unsupervised DML take. That is the comparison the
+PL-Manifold issue asks for: the same batches, losses and schedule as the supervised runs, with
+labels from k-means instead of annotations. Per run:
+
+1. Before every epoch the training set (labels hidden, evaluation transform) is embedded with the
+   current model and clustered by k-means into ``clusters`` groups, seed = run seed + epoch
+   (:func:`~dmlkit.evaluation.clustering.kmeans`, on the embedding as it is, without DeepCluster's
+   PCA whitening). The assignments become the pseudo-labels.
+2. :class:`~dmlkit.methods.pseudo_label.sampler.PseudoLabelSampler` draws P pseudo-classes × K
+   images per batch (a P×K sampler over the clusters; clusters of one image are left out), a fixed
+   number of batches per epoch. Drawing a balanced set of clusters per batch plays the part of
+   DeepCluster's uniform sampling over clusters, which keeps large clusters from dominating.
+3. Each step, the loss is the metric loss of the embeddings against the pseudo-labels of
+   ``batch["index"]``.
+
+No training label is read (``uses_labels = False``: the trainer hides them and reading one raises).
+The pseudo-labels are checkpointed, so that a run resumed mid-epoch continues with them. After every
+epoch the cluster statistics of that epoch are logged: ``clusters`` (non-empty), ``cluster_size``
+(mean), ``cluster_size_max``, ``singletons`` (left out of the batches) and ``cluster_s`` (seconds of
+embedding and k-means).
+
+The loss is built with ``num_classes = 0`` (the run has no classes), so proxy and classifier losses
+are not available: pair, triplet and other batch losses only. Cluster ids change meaning at every
+re-clustering, so per-class parameters would not carry over between epochs anyway.
+
+Multi-process runs: every rank clusters the same gathered embeddings with the same seed, so every
+rank holds the same pseudo-labels, and the sampler shares the epoch's batches out across ranks.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +45,7 @@ from dmlkit.errors import ConfigError
 from dmlkit.evaluation.clustering import kmeans
 from dmlkit.losses import validate
 from dmlkit.losses.base import MetricLoss
-from dmlkit.methods.base import StepOutput
+from dmlkit.methods.base import MethodContext, StepOutput
 from dmlkit.methods.metric_loss import MetricLossMethod
 from dmlkit.methods.pseudo_label.sampler import PseudoLabelSampler
 from dmlkit.methods.registry import METHODS
@@ -34,59 +58,121 @@ KMEANS_BACKENDS = ("auto", "faiss", "sklearn")
 
 @METHODS.register("pseudo_label")
 class PseudoLabelMethod(MetricLossMethod):
-    """The run's metric loss on k-means pseudo-labels, re-clustered before every epoch.
+    """The run's metric loss on k-means pseudo-labels of the training set, re-clustered every epoch.
 
     Args:
-        loss: The metric loss (the run's ``loss`` section).
-        loss_lr_mult: LR multiplier of the loss's parameters (``None``: the loss's own).
-        clusters: k of k-means (100) [decision: a hyper-parameter, not the unknown class count].
-        classes_per_batch, samples_per_class: P and K over the pseudo-classes (32 × 4).
-        kmeans_backend: ``auto``, ``faiss`` or ``sklearn`` (see :func:`dmlkit.evaluation.clustering.kmeans`).
+        loss: The metric loss built from the run's ``loss`` section.
+        loss_lr_mult: LR multiplier of the loss's own parameters; ``None`` uses the loss's
+            :attr:`~dmlkit.losses.base.MetricLoss.lr_multiplier`.
+        num_classes: Ignored (0 in unsupervised runs; supplied by the trainer).
+        embedding_dim: Ignored (supplied by the trainer).
+        clusters: k of k-means, the number of pseudo-classes (100) [decision: a round number of the
+            order of the training classes of the CUB and Cars splits (100, 98); the true class
+            count is unknown without labels, so set it per dataset, as the Omniglot config does].
+        classes_per_batch: P, pseudo-classes per batch (32; at least 2, at most ``clusters``).
+        samples_per_class: K, images per pseudo-class (4; at least 2).
+        kmeans_backend: ``auto``, ``faiss`` or ``sklearn`` (see :func:`~dmlkit.evaluation.clustering.kmeans`).
     """
 
+    uses_loss = True
     uses_labels = False
 
     def __init__(
         self,
         loss: MetricLoss,
         loss_lr_mult: float | None = None,
+        num_classes: int = 0,
+        embedding_dim: int = 0,
         clusters: int = 100,
         classes_per_batch: int = 32,
         samples_per_class: int = 4,
         kmeans_backend: str = "auto",
     ) -> None:
+        if loss is None:
+            raise ConfigError("method 'pseudo_label' needs a metric loss (the run's 'loss' section)")
         super().__init__(loss, loss_lr_mult)
-        validate.positive_int("method.clusters", clusters)
-        validate.greater_than("method.clusters", clusters, 1, "1")
-        validate.positive_int("method.classes_per_batch", classes_per_batch)
-        validate.greater_than("method.classes_per_batch", classes_per_batch, 1, "1")
-        validate.positive_int("method.samples_per_class", samples_per_class)
-        validate.greater_than("method.samples_per_class", samples_per_class, 1, "1")
+        for key, value in (
+            ("clusters", clusters),
+            ("classes_per_batch", classes_per_batch),
+            ("samples_per_class", samples_per_class),
+        ):
+            validate.positive_int(f"method.{key}", value)
+            validate.greater_than(f"method.{key}", value, 1, "1")
+        if classes_per_batch > clusters:
+            raise ConfigError(
+                f"config key 'method.classes_per_batch': {classes_per_batch} exceeds method.clusters ({clusters})"
+            )
         validate.choice("method.kmeans_backend", kmeans_backend, KMEANS_BACKENDS)
         self.clusters, self.p, self.k = int(clusters), int(classes_per_batch), int(samples_per_class)
         self.kmeans_backend = kmeans_backend
         self.sampler: PseudoLabelSampler | None = None
+        self.pseudo_labels: np.ndarray | None = None
+        self._label_tensor: torch.Tensor | None = None
+        self.cluster_stats: dict[str, float] = {}
+        self._cluster_s = 0.0
 
+    # ------------------------------------------------------------------ set-up
     def batch_sampler(self, dataset: DMLDataset, seed: int, rank: int, world_size: int) -> PseudoLabelSampler:
         if self.clusters > len(dataset):
             raise ConfigError(
-                f"config key 'method.clusters': {self.clusters} exceeds the training set size {len(dataset)}"
+                f"config key 'method.clusters': {self.clusters} exceeds the {len(dataset)} training images"
             )
         self.sampler = PseudoLabelSampler(len(dataset), self.p, self.k, seed, rank, world_size)
+        if self.pseudo_labels is not None:
+            self.sampler.set_labels(self.pseudo_labels)
         return self.sampler
 
+    def setup(self, ctx: MethodContext) -> None:
+        super().setup(ctx)
+        if ctx.embed_dataset is None:
+            raise ConfigError("method 'pseudo_label' needs the trainer's embed_dataset to cluster the training set")
+
+    # ---------------------------------------------------------- pseudo-labels
+    def install(self, labels: np.ndarray) -> None:
+        """Make ``labels`` (one per training example) the pseudo-labels of the batches and the loss."""
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if self.sampler is not None:
+            self.sampler.set_labels(labels)
+        self.pseudo_labels = labels.copy()
+        self._label_tensor = torch.from_numpy(self.pseudo_labels)
+        sizes = np.bincount(labels)
+        sizes = sizes[sizes > 0]
+        self.cluster_stats = {
+            "clusters": float(len(sizes)),
+            "cluster_size": float(sizes.mean()),
+            "cluster_size_max": float(sizes.max()),
+            "singletons": float((sizes == 1).sum()),
+        }
+
     def on_epoch_start(self, epoch: int, model: EmbeddingModel) -> None:
-        """Cluster the current embedding of the training set; the assignments become the pseudo-labels."""
-        assert self.sampler is not None and self.ctx.embed_dataset is not None
+        """Embed the training set with the current model and install its k-means clusters as pseudo-labels."""
+        assert self.ctx.embed_dataset is not None, "setup() first"
+        start = time.perf_counter()
         embeddings, _ = self.ctx.embed_dataset(self.ctx.train_dataset_eval)
         labels = kmeans(embeddings, self.clusters, seed=self.ctx.seed + epoch, backend=self.kmeans_backend)
-        self.sampler.set_labels(labels)
+        self.install(labels)
+        self._cluster_s = time.perf_counter() - start
 
+    # --------------------------------------------------------------- training
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
-        if "label" in batch:
-            raise RuntimeError("pseudo_label received training labels; the trainer must hide them")
-        assert self.sampler is not None and self.sampler.labels is not None
-        pseudo = torch.as_tensor(self.sampler.labels, device=batch["index"].device)[batch["index"]]
-        loss = self.loss(model(batch["image"]), pseudo)
-        sizes = np.bincount(self.sampler.labels)
-        return StepOutput(loss, {"clusters_used": float((sizes > 0).sum())})
+        index = batch["index"]
+        if self._label_tensor is None:
+            raise RuntimeError("method 'pseudo_label' has no pseudo-labels: on_epoch_start clusters the training set")
+        if self._label_tensor.device != index.device:
+            self._label_tensor = self._label_tensor.to(index.device)
+        embeddings = model(batch["image"])
+        return StepOutput(self.loss(embeddings, self._label_tensor[index]))
+
+    def on_epoch_end(self, epoch: int, model: EmbeddingModel) -> dict[str, float]:
+        """Statistics of the clusters the epoch trained on."""
+        summary = {**self.cluster_stats, "cluster_s": round(self._cluster_s, 2)}
+        self._cluster_s = 0.0
+        return summary
+
+    # ------------------------------------------------------------- checkpoint
+    def extra_checkpoint_state(self) -> dict[str, Any]:
+        return {"pseudo_labels": None if self.pseudo_labels is None else self.pseudo_labels.copy()}
+
+    def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
+        if state.get("pseudo_labels") is not None:
+            self.install(state["pseudo_labels"])
