@@ -6,15 +6,14 @@ import torch
 
 import dmlkit.methods.pl_manifold.method  # noqa: F401  (registers pl_manifold)
 from dmlkit.config import load_config
-from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
 from dmlkit.methods.pl_manifold.diagnostics_run import run_diagnostics
 from dmlkit.methods.pl_manifold.method import PLManifoldMethod
 from dmlkit.methods.pl_manifold.sampler import KNNBatchSampler
-from dmlkit.training import trainer as trainer_module
 from dmlkit.training.checkpoint import load_checkpoint
 from dmlkit.training.restore import load_trained
 from dmlkit.training.trainer import Trainer
+from hidden_labels import hide_training_labels
 from paths import QUICKSTART
 
 RUN = [
@@ -56,39 +55,8 @@ def test_knn_sampler_batches_are_queries_with_their_neighbours():
         sampler.set_neighbours(knn[:, :1])
 
 
-class LabelRaising(DMLDataset):
-    """A training set whose labels cannot be read at all (not even through the trainer's view)."""
-
-    def __init__(self, base):
-        self.base, self.mode, self.transform, self.name = base, base.mode, base.transform, "label-raising"
-
-    @property
-    def labels(self):
-        raise AssertionError("a training label was read")
-
-    @property
-    def class_names(self):
-        raise AssertionError("training class names were read")
-
-    def __len__(self):
-        return len(self.base)
-
-    def load_image(self, index):
-        return self.base.load_image(index)
-
-    def with_transform(self, transform):
-        return LabelRaising(self.base.with_transform(transform))
-
-
 def test_trains_without_ever_reading_a_training_label(tmp_path, monkeypatch):
-    build = trainer_module.build_data
-
-    def build_data(cfg):
-        data = build(cfg)
-        data.train, data.train_eval = LabelRaising(data.train), LabelRaising(data.train_eval)
-        return data
-
-    monkeypatch.setattr(trainer_module, "build_data", build_data)
+    hide_training_labels(monkeypatch)
     seen = []
     step = PLManifoldMethod.training_step
 

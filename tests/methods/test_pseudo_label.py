@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 
 from dmlkit.config import load_config
-from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
 from dmlkit.losses import build_loss
 from dmlkit.methods import METHODS
 from dmlkit.methods.pseudo_label import PseudoLabelMethod, PseudoLabelSampler
 from dmlkit.methods.pseudo_label import method as method_module
-from dmlkit.training import trainer as trainer_module
 from dmlkit.training.checkpoint import load_checkpoint
 from dmlkit.training.trainer import Trainer
+from hidden_labels import hide_training_labels
 from paths import QUICKSTART
 
 RUN = [
@@ -96,36 +95,8 @@ def test_bad_parameters_name_the_key():
     assert "pseudo_label" in METHODS and not PseudoLabelMethod.uses_labels
 
 
-class HiddenLabels(DMLDataset):
-    """A training set whose labels fail the test if anything reads them."""
-
-    def __init__(self, base):
-        self.base, self.mode, self.transform, self.name = base, base.mode, base.transform, "hidden"
-
-    @property
-    def labels(self):
-        raise AssertionError("a training label was read")
-
-    @property
-    def class_names(self):
-        raise AssertionError("training class names were read")
-
-    def __len__(self):
-        return len(self.base)
-
-    def load_image(self, index):
-        return self.base.load_image(index)
-
-
 def test_kmeans_pseudo_labels_are_installed_before_the_first_batch_and_no_label_is_read(tmp_path, monkeypatch):
-    build = trainer_module.build_data
-
-    def build_data(cfg):
-        data = build(cfg)
-        data.train, data.train_eval = HiddenLabels(data.train), HiddenLabels(data.train_eval)
-        return data
-
-    monkeypatch.setattr(trainer_module, "build_data", build_data)
+    hide_training_labels(monkeypatch)
     clusterings = []
     real_kmeans = method_module.kmeans
 
