@@ -131,6 +131,8 @@ def test_bad_parameters_name_the_key():
         PLManifoldMethod(embedding_dim=8, rank=3, max_size=3)
     with pytest.raises(ConfigError, match="method.momentum"):
         PLManifoldMethod(embedding_dim=8, momentum=1.0)
+    with pytest.raises(ConfigError, match="method.residual_scale"):
+        PLManifoldMethod(embedding_dim=8, residual_scale="global")
     with pytest.raises(ConfigError, match="method.diagnostics"):
         PLManifoldMethod(embedding_dim=8, diagnostics="sometimes")
 

@@ -35,7 +35,7 @@ from dmlkit.losses import validate
 from dmlkit.methods.base import Method, MethodContext, StepOutput
 from dmlkit.methods.pl_manifold.diagnostics_run import DIAGNOSTICS_WHEN, run_diagnostics
 from dmlkit.methods.pl_manifold.losses import neighbourhood_loss, point_loss, proxy_loss
-from dmlkit.methods.pl_manifold.piecewise_linear import fit_pieces
+from dmlkit.methods.pl_manifold.piecewise_linear import RESIDUAL_SCALES, fit_pieces
 from dmlkit.methods.pl_manifold.proxies import ProxyManifold
 from dmlkit.methods.pl_manifold.sampler import KNNBatchSampler
 from dmlkit.methods.pl_manifold.similarity import data_similarity
@@ -119,6 +119,7 @@ class PLManifoldMethod(Method):
         if max_size <= rank:
             raise ConfigError(f"config key 'method.max_size': must exceed method.rank ({rank}), got {max_size}")
         validate.at_least("method.threshold", threshold)
+        validate.choice("method.residual_scale", residual_scale, RESIDUAL_SCALES)
         for key, value in (("subset_selection", subset_selection), ("binary", binary), ("rescale", rescale)):
             validate.flag(f"method.{key}", value)
         validate.at_least("method.n_alpha", n_alpha)
