@@ -1,11 +1,13 @@
 """A training set whose labels fail the test if anything reads them (for the unsupervised methods)."""
 
+import dataclasses
+
+from dmlkit.assembly import data as assembly_data
 from dmlkit.data.base import DMLDataset
-from dmlkit.training import trainer as trainer_module
 
 
 class LabelRaising(DMLDataset):
-    """``base``'s images; reading ``labels`` or ``class_names`` fails the test (even past the trainer's view)."""
+    """``base``'s images; reading ``labels`` or ``class_names`` fails the test (even past the run's view)."""
 
     def __init__(self, base):
         self.base, self.mode, self.transform, self.name = base, base.mode, base.transform, "label-raising"
@@ -29,12 +31,17 @@ class LabelRaising(DMLDataset):
 
 
 def hide_training_labels(monkeypatch) -> None:
-    """Make the trainer's training sets :class:`LabelRaising` for the rest of the test."""
-    build = trainer_module.build_data
+    """Make the training split of every dataset :class:`LabelRaising` for the rest of the test
+    (under the run's own label-hiding view, so that anything reaching past it fails)."""
+    get_spec = assembly_data.get_dataset_spec
 
-    def build_data(cfg):
-        data = build(cfg)
-        data.train, data.train_eval = LabelRaising(data.train), LabelRaising(data.train_eval)
-        return data
+    def get_dataset_spec(name):
+        spec = get_spec(name)
 
-    monkeypatch.setattr(trainer_module, "build_data", build_data)
+        def build(root, split):
+            dataset = spec.build(root, split)
+            return LabelRaising(dataset) if split == "train" else dataset
+
+        return dataclasses.replace(spec, build=build)
+
+    monkeypatch.setattr(assembly_data, "get_dataset_spec", get_dataset_spec)

@@ -5,7 +5,7 @@ from dmlkit.registry import Registry
 
 
 def make() -> Registry:
-    reg: Registry = Registry("widget")
+    reg: Registry = Registry("widget", injected=["embedding_dim"])
 
     @reg.register("scaled")
     def scaled(value: float, scale: float = 2.0, embedding_dim: int = 0):
@@ -19,8 +19,10 @@ def test_build_passes_params_and_only_accepted_context():
     assert reg.build("scaled", {"value": 3.0}, embedding_dim=8, num_classes=5) == (6.0, 8)
 
 
-def test_user_params_win_over_context():
-    assert make().build("scaled", {"value": 1.0, "embedding_dim": 4}, embedding_dim=8) == (2.0, 4)
+def test_injected_params_cannot_be_set_by_the_user():
+    with pytest.raises(ConfigError, match=r"loss\.embedding_dim: supplied by dmlkit"):
+        make().build("scaled", {"value": 1.0, "embedding_dim": 4}, key="loss", embedding_dim=8)
+    assert "embedding_dim" not in make().parameters("scaled")
 
 
 def test_unknown_name_lists_choices():
@@ -29,7 +31,7 @@ def test_unknown_name_lists_choices():
 
 
 def test_unknown_param_names_key_and_valid_keys():
-    with pytest.raises(ConfigError, match=r"loss\.sclae.*valid keys: embedding_dim, scale, value"):
+    with pytest.raises(ConfigError, match=r"loss\.sclae.*valid keys: scale, value"):
         make().build("scaled", {"value": 1.0, "sclae": 3}, key="loss")
 
 

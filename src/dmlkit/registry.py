@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from dmlkit.errors import ConfigError
@@ -16,6 +16,9 @@ class Registry(Generic[T]):
 
     Args:
         kind: What the registry holds ("loss", "dataset", ...); used in error messages.
+        injected: Parameter names that dmlkit supplies itself (the embedding size, the number of
+            classes, ...): they are passed to the factories that accept them and can never be set
+            from a config.
 
     Example:
         >>> losses = Registry("loss")
@@ -26,8 +29,9 @@ class Registry(Generic[T]):
         3.0
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, injected: Iterable[str] = ()) -> None:
         self.kind = kind
+        self.injected = frozenset(injected)
         self._items: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -58,13 +62,20 @@ class Registry(Generic[T]):
             raise ConfigError(f"{where}unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}")
         return self._items[name]
 
+    def accepts(self, name: str) -> set[str]:
+        """Every keyword parameter of ``name``'s factory, user-settable and injected."""
+        sig = inspect.signature(self.get(name))
+        return {p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
     def parameters(self, name: str) -> dict[str, inspect.Parameter]:
-        """The keyword parameters a user may set for ``name`` (from its signature)."""
+        """The keyword parameters a user may set for ``name`` (its signature minus the injected names)."""
         sig = inspect.signature(self.get(name))
         return {
             p.name: p
             for p in sig.parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and not p.name.startswith("_")
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and not p.name.startswith("_")
+            and p.name not in self.injected
         }
 
     def build(
@@ -76,20 +87,29 @@ class Registry(Generic[T]):
     ) -> T:
         """Build ``name`` with user ``params`` checked against its signature.
 
-        ``context`` holds values supplied by dmlkit itself (embedding size,
-        number of classes, ...); they are passed only if the factory accepts them.
+        ``context`` holds values supplied by dmlkit itself (embedding size, number of classes,
+        ...); they are passed only if the factory accepts them, and a user parameter of the same
+        name wins unless the name is one of :attr:`injected`, which are dmlkit's to derive (setting
+        one is an error).
         """
         factory = self.get(name, key)
         allowed = self.parameters(name)
         params = dict(params or {})
+        where = f"{key}." if key else ""
+        reserved = sorted(set(params) & self.injected)
+        if reserved:
+            raise ConfigError(
+                f"config key(s) {', '.join(where + r for r in reserved)}: supplied by dmlkit from the run "
+                f"(the dataset, the model or another section), not settable for {self.kind} {name!r}; remove them"
+            )
         unknown = sorted(set(params) - set(allowed))
         if unknown:
-            where = f"{key}." if key else ""
             raise ConfigError(
                 f"unknown key(s) {', '.join(where + u for u in unknown)} for {self.kind} {name!r}; "
                 f"valid keys: {', '.join(sorted(allowed)) or '(none)'}"
             )
-        extra = {k: v for k, v in context.items() if k in allowed and k not in params}
+        accepted = self.accepts(name)
+        extra = {k: v for k, v in context.items() if k in accepted and k not in params}
         try:
             return factory(**params, **extra)
         except (TypeError, ValueError) as exc:

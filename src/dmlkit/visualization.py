@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from dmlkit.files import atomic_write
+
 
 def _pyplot():
     import matplotlib
@@ -21,8 +23,6 @@ def _pyplot():
 
 def _save(fig, path: str | Path) -> Path:
     """Write the figure as a PNG atomically (a crash leaves the previous file or none), then close it."""
-    from dmlkit.training.checkpoint import atomic_write
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: fig.savefig(fh, format="png"))

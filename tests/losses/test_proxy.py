@@ -107,11 +107,11 @@ def test_bf16_autocast_keeps_parameters_fp32(name):
 
 
 @pytest.mark.parametrize(("name", "multiplier"), [("proxy_anchor", 100), ("proxy_nca", 100), ("soft_triple", 100)])
-def test_lr_multipliers(name, multiplier):
+def test_lr_mults(name, multiplier):
     loss = build_loss(name, {}, embedding_dim=DIM, num_classes=CLASSES)
-    assert loss.lr_multiplier == multiplier
-    assert build_loss(name, {"lr_mult": 7.0}, embedding_dim=DIM, num_classes=CLASSES).lr_multiplier == 7.0
-    assert build_loss("normalized_softmax", {}, embedding_dim=DIM, num_classes=CLASSES).lr_multiplier == 1
+    assert loss.lr_mult == multiplier
+    assert build_loss(name, {"lr_mult": 7.0}, embedding_dim=DIM, num_classes=CLASSES).lr_mult == 7.0
+    assert build_loss("normalized_softmax", {}, embedding_dim=DIM, num_classes=CLASSES).lr_mult == 1
 
 
 @pytest.mark.parametrize("name", PROXY_LOSSES)

@@ -115,7 +115,7 @@ def test_margin_all_triplets_matches_reference(dtype):
     triplets = ref.all_triplets(y.tolist(), y.tolist(), True)
     beta = loss.loss.beta.item()  # the fp32 parameter: 1.2 rounded to fp32
     assert value == pytest.approx(ref.margin_loss(x, y, triplets, 0.2, beta), **close(dtype))
-    assert loss.lr_multiplier == 50
+    assert loss.lr_mult == 50
 
 
 def test_margin_per_class_beta_over_sampled_triplets(dtype):

@@ -1,7 +1,5 @@
 """DVML: KL closed form, phase-dependent gradient flow, z_I at test time, every base loss, resume."""
 
-import types
-
 import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
@@ -33,9 +31,7 @@ def test_reconstruction_reductions():
 def make(loss_name="triplet", **kwargs):
     model = build_model("small_cnn", embedding_dim=DIM, in_channels=1, normalize=True)
     loss = build_loss(loss_name, {}, embedding_dim=DIM, num_classes=CLASSES)
-    method = DVMLMethod(loss, num_samples=3, tsne=False, **kwargs)
-    ctx = types.SimpleNamespace(feature_dim=model.feature_dim, embedding_dim=DIM, epochs=4, rank=0, run_dir=None)
-    method.setup(ctx)
+    method = DVMLMethod(loss, model.feature_dim, DIM, epochs=4, num_samples=3, tsne=False, **kwargs)
     return model, method
 
 
@@ -94,9 +90,15 @@ def test_every_base_loss_composes(name):
 def test_bad_parameters_name_the_key():
     loss = build_loss("triplet", {})
     with pytest.raises(ConfigError, match="method.phase1_lambdas"):
-        DVMLMethod(loss, phase1_lambdas=[1, 1, 1])
+        DVMLMethod(loss, 16, DIM, 4, phase1_lambdas=[1, 1, 1])
     with pytest.raises(ConfigError, match="method.num_samples"):
-        DVMLMethod(loss, num_samples=0)
+        DVMLMethod(loss, 16, DIM, 4, num_samples=0)
+
+
+def test_the_phase_length_is_derived_from_the_epochs():
+    loss = build_loss("triplet", {})
+    assert DVMLMethod(loss, 16, DIM, epochs=8).phase1_epochs == 2  # a quarter of the run
+    assert DVMLMethod(loss, 16, DIM, epochs=8, phase1_epochs=5).phase1_epochs == 5
 
 
 DVML = [
@@ -130,7 +132,7 @@ def test_resume_mid_epoch_keeps_the_phase_and_writes_tsne(tmp_path, monkeypatch)
     monkeypatch.setattr(DVMLMethod, "after_step", original)
     state = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     assert state["global_step"] == 6 and state["batch_in_epoch"] == 2  # resumes mid-epoch: no on_epoch_start
-    assert state["method_extra"]["phase1_epochs"] == 1 and state["method_extra"]["epoch"] == 1
+    assert state["method_extra"] == {"epoch": 1}
     resumed = Trainer(load_config(QUICKSTART, DVML), tmp_path / "b", resume=True).fit()
     wa = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     wb = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")

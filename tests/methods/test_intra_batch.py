@@ -92,6 +92,15 @@ def test_bad_parameters_name_the_key():
         IntraBatchMethod(num_classes=3, embedding_dim=16, heads=3)
     with pytest.raises(ConfigError, match="method.attention"):
         IntraBatchMethod(num_classes=3, embedding_dim=16, attention="sparse")
+    with pytest.raises(ConfigError, match=r"method.reload_best_at.*2\.\.3"):
+        IntraBatchMethod(num_classes=3, embedding_dim=16, epochs=3, reload_best_at=[1])
+    with pytest.raises(ConfigError, match=r"method.reload_best_at.*before the first evaluation"):
+        IntraBatchMethod(num_classes=3, embedding_dim=16, epochs=3, eval_every=2, reload_best_at=[2])
+
+
+def test_reload_best_is_asked_for_before_the_named_epochs():
+    method = IntraBatchMethod(num_classes=3, embedding_dim=16, epochs=60, reload_best_at=[31, 51])
+    assert [e + 1 for e in range(60) if method.restore_best_before(e)] == [31, 51]
 
 
 def test_trains_in_the_trainer(tmp_path):
@@ -101,6 +110,7 @@ def test_trains_in_the_trainer(tmp_path):
             "trainer.accelerator=cpu",
             "trainer.progress_bar=false",
             "method={name: intra_batch, heads: 2, test_refinement: true, refinement_k1: 10}",
+            "loss=null",
             "model.pooling=max",
             "optimizer.name=radam",
             "trainer.epochs=1",

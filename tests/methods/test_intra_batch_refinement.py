@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from dmlkit.errors import ConfigError
-from dmlkit.methods.base import MethodContext
 from dmlkit.methods.intra_batch import IntraBatchMethod, MessagePassingNetwork
 from dmlkit.methods.intra_batch.refinement import k_reciprocal_groups, refine_embeddings
 
@@ -77,9 +76,8 @@ def test_refinement_equals_one_graph_at_a_time(concat):
 
 
 def test_refinement_is_refused_for_query_gallery_splits():
-    method = IntraBatchMethod(num_classes=3, embedding_dim=8, heads=2, test_refinement=True)
-    ctx = MethodContext(None, None, 3, 8, 8, 1, 1, 0, query_gallery=True)
+    IntraBatchMethod(num_classes=3, embedding_dim=8, heads=2, test_refinement=True)  # leave-one-out: fine
     with pytest.raises(ConfigError, match="method.test_refinement"):
-        method.setup(ctx)
+        IntraBatchMethod(num_classes=3, embedding_dim=8, heads=2, test_refinement=True, query_gallery=True)
     with pytest.raises(ConfigError, match="method.refinement_group"):
         IntraBatchMethod(num_classes=3, embedding_dim=8, heads=2, refinement_k1=3, refinement_group=5)

@@ -11,7 +11,7 @@ from dmlkit.errors import ConfigError
 from dmlkit.methods.magnet import (
     ClusterIndex,
     MagnetMethod,
-    NeighbourhoodSampler,
+    NeighbourhoodBatches,
     build_cluster_index,
     cluster_class_scores,
     cluster_classify,
@@ -74,7 +74,7 @@ def test_nearest_impostors_are_other_classes_nearest_first():
 # ----------------------------------------------------------------------------- sampler
 def sampler_for(x, y, k=2, m=3, d=4, seed=0):
     index = build_cluster_index(x, y, k=k)
-    s = NeighbourhoodSampler(len(y), m, d, seed=seed)
+    s = NeighbourhoodBatches(len(y), m, d, seed=seed)
     s.set_index(index)
     return s, index
 
@@ -119,14 +119,14 @@ def test_seed_clusters_follow_their_mean_loss():
     np.testing.assert_allclose(seeds, w, atol=0.03)
 
 
-def test_draws_are_reproducible_and_rank_dependent():
+def test_draws_are_reproducible_and_depend_on_epoch_and_batch():
     x, y = blobs()
     a, _ = sampler_for(x, y)
     b, _ = sampler_for(x, y)
     assert a.draw(1, 5)[0] == b.draw(1, 5)[0]
-    c = NeighbourhoodSampler(len(y), 3, 4, seed=0, rank=1, world_size=2)
-    c.set_index(a.index)
-    assert any(a.draw(1, i)[0] != c.draw(1, i)[0] for i in range(5))
+    assert list(a.batches(1)) == list(b.batches(1)) and len(list(a.batches(1))) == len(a)
+    assert any(a.draw(1, i)[0] != a.draw(2, i)[0] for i in range(5))
+    assert a.draw(1, 0)[0] != a.draw(1, 1)[0]
 
 
 # ----------------------------------------------------------------------------- classifier
@@ -146,9 +146,12 @@ def test_classifier_matches_hand_computed_case():
     assert cluster_classify(r, centroids, classes, 0.5).tolist() == [1]
 
 
+def magnet(class_names=("a", "b"), **kwargs):
+    return MagnetMethod(len(class_names), class_names, num_examples=10, epochs=1, **kwargs)
+
+
 def test_closed_set_accuracy_and_zero_shot_skip():
-    method = MagnetMethod(clusters_per_class=1, clusters_per_batch=2, samples_per_cluster=2)
-    method.ctx = types.SimpleNamespace(train_dataset=types.SimpleNamespace(class_names=["a", "b"]))
+    method = magnet(clusters_per_class=1, clusters_per_batch=2, samples_per_cluster=2)
     method.index = ClusterIndex(np.array([[0.0], [10.0]], dtype=np.float32), np.array([0, 1]), np.array([0, 1]))
     emb = torch.tensor([[1.0], [9.0], [2.0]])
     # the test set lists its classes in another order: its label 0 is "b"
@@ -159,9 +162,11 @@ def test_closed_set_accuracy_and_zero_shot_skip():
 
 def test_bad_parameters_name_the_key():
     with pytest.raises(ConfigError, match="method.clusters_per_batch"):
-        MagnetMethod(clusters_per_batch=1)
+        magnet(clusters_per_batch=1)
     with pytest.raises(ConfigError, match="method.alpha"):
-        MagnetMethod(alpha=-1)
+        magnet(alpha=-1)
+    with pytest.raises(ConfigError, match="at least two training classes"):
+        magnet(class_names=["a"])
 
 
 # ----------------------------------------------------------------------------- in the trainer
@@ -169,6 +174,9 @@ MAGNET = [
     "trainer.accelerator=cpu",
     "trainer.progress_bar=false",
     "method={name: magnet, clusters_per_class: 2, clusters_per_batch: 4, samples_per_cluster: 4}",
+    "loss=null",
+    "data.classes_per_batch=null",
+    "data.samples_per_class=null",
     "model.normalize=false",
     "eval.metrics=[recall]",
     "eval.recall_at=[1]",
@@ -217,7 +225,7 @@ def test_resume_mid_epoch_keeps_index_and_sampler_state(tmp_path, monkeypatch):
         Trainer(magnet_config(*extra), tmp_path / "b").fit()
     monkeypatch.setattr(MagnetMethod, "after_step", original)
     state = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
-    assert state["global_step"] == 8 and not np.isnan(state["sampler"]["example_loss"]).all()
+    assert state["global_step"] == 8 and not np.isnan(state["method_extra"]["batches"]["example_loss"]).all()
     Trainer(magnet_config(*extra), tmp_path / "b", resume=True).fit()
     wa = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     wb = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
@@ -225,7 +233,9 @@ def test_resume_mid_epoch_keeps_index_and_sampler_state(tmp_path, monkeypatch):
     np.testing.assert_array_equal(
         wa["method_extra"]["index"]["assignments"], wb["method_extra"]["index"]["assignments"]
     )
-    np.testing.assert_array_equal(wa["sampler"]["example_loss"], wb["sampler"]["example_loss"])
+    np.testing.assert_array_equal(
+        wa["method_extra"]["batches"]["example_loss"], wb["method_extra"]["batches"]["example_loss"]
+    )
 
 
 def test_refresh_every_steps(tmp_path, monkeypatch):

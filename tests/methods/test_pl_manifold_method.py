@@ -5,13 +5,14 @@ import pytest
 import torch
 
 import dmlkit.methods.pl_manifold.method  # noqa: F401  (registers pl_manifold)
+from dmlkit.api import load_run
 from dmlkit.config import load_config
 from dmlkit.errors import ConfigError
 from dmlkit.methods.pl_manifold.diagnostics_run import run_diagnostics
 from dmlkit.methods.pl_manifold.method import PLManifoldMethod
-from dmlkit.methods.pl_manifold.sampler import KNNBatchSampler
+from dmlkit.methods.pl_manifold.sampler import KNNBatches
+from dmlkit.models import build_model
 from dmlkit.training.checkpoint import load_checkpoint
-from dmlkit.training.restore import load_trained
 from dmlkit.training.trainer import Trainer
 from hidden_labels import hide_training_labels
 from paths import QUICKSTART
@@ -20,7 +21,9 @@ RUN = [
     "trainer.accelerator=cpu",
     "trainer.progress_bar=false",
     "method={name: pl_manifold, queries: 6, neighbours: 4, views: 2, num_proxies: 8, diagnostic_batches: 3}",
-    "loss={name: contrastive}",  # ignored: the method has its own loss
+    "loss=null",  # the method has its own loss (a loss section is an error)
+    "data.classes_per_batch=null",  # and its own batches
+    "data.samples_per_class=null",
     "optimizer.name=adamw",
     "trainer.max_steps_per_epoch=3",
     "eval.metrics=[recall]",
@@ -32,10 +35,9 @@ RUN = [
 
 def test_knn_sampler_batches_are_queries_with_their_neighbours():
     knn = np.array([[(i + 1) % 50, (i + 2) % 50, (i + 3) % 50] for i in range(50)])
-    sampler = KNNBatchSampler(50, queries=4, neighbours=3, views=2, seed=1)
+    sampler = KNNBatches(50, queries=4, neighbours=3, views=2, seed=1)
     sampler.set_neighbours(knn)
-    sampler.set_epoch(2)
-    batches = list(sampler)
+    batches = list(sampler.batches(2))
     assert len(batches) == len(sampler) == 50 // 12
     for batch in batches:
         rows = np.array(batch).reshape(4, 3, 2)
@@ -44,13 +46,11 @@ def test_knn_sampler_batches_are_queries_with_their_neighbours():
         assert (rows[:, 1:, 0] == knn[q][:, :2]).all()  # the query's nearest, nearest first
     queries = [b[0] for b in batches]
     assert len(set(queries)) == len(queries)
-    assert batches == list(sampler)  # deterministic per (seed, epoch)
-    sampler.set_epoch(3)
-    assert batches != list(sampler)
-    state = sampler.state_dict()
-    other = KNNBatchSampler(50, queries=4, neighbours=3, views=2, seed=1)
-    other.load_state_dict(state)
-    assert list(other) == list(sampler)
+    assert batches == list(sampler.batches(2))  # deterministic per (seed, epoch)
+    assert batches != list(sampler.batches(3))
+    other = KNNBatches(50, queries=4, neighbours=3, views=2, seed=1)
+    other.load_state_dict(sampler.state_dict())
+    assert list(other.batches(3)) == list(sampler.batches(3))
     with pytest.raises(ValueError, match="neighbour lists"):
         sampler.set_neighbours(knn[:, :1])
 
@@ -70,18 +70,16 @@ def test_trains_without_ever_reading_a_training_label(tmp_path, monkeypatch):
     assert seen and all(keys == {"image", "index"} for keys in seen)
     diag = {k for k in metrics["test"] if k.startswith("diag_")}
     assert {"diag_pl_purity", "diag_pl_correlation", "diag_kmeans_purity", "diag_hierarchical_correlation"} <= diag
-    restored = load_trained(tmp_path / "run")  # for eval/embed: the student, without the teacher
-    assert isinstance(restored.method, PLManifoldMethod) and restored.method.teacher is None
+    restored = load_run(tmp_path / "run")  # built from the config, the teacher included, then loaded
+    assert isinstance(restored.method, PLManifoldMethod)
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["method"]
+    assert all(torch.equal(v, saved[k]) for k, v in restored.method.state_dict().items())
 
 
 def test_teacher_is_an_ema_of_the_student():
     torch.manual_seed(0)
-    from dmlkit.methods.base import MethodContext
-    from dmlkit.models import build_model
-
     model = build_model("small_cnn", embedding_dim=8, in_channels=1, normalize=True)
-    method = PLManifoldMethod(embedding_dim=8, momentum=0.9, num_proxies=2)
-    method.setup(MethodContext(None, None, 0, 8, 8, 1, 1, 0, model=model))
+    method = PLManifoldMethod(model, embedding_dim=8, num_examples=50, momentum=0.9, num_proxies=2)
     method.train()
     assert not method.teacher.training and not any(p.requires_grad for p in method.teacher.parameters())
     assert not any(
@@ -103,14 +101,14 @@ def test_resume_keeps_teacher_proxies_and_neighbourhoods(tmp_path):
     straight = Trainer(cfg2, tmp_path / "a").fit()
     Trainer(load_config(QUICKSTART, [*same, "trainer.epochs=1"]), tmp_path / "b").fit()
     first = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
-    assert first["sampler"]["knn"] is not None  # the neighbourhoods are saved
+    assert first["method_extra"]["batches"]["knn"] is not None  # the neighbourhoods are saved
     assert any(k.startswith("teacher.") for k in first["method"]) and "proxies.locations" in first["method"]
     resumed = Trainer(cfg2, tmp_path / "b", resume=True).fit()
     a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     for part in ("model", "method"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
-    assert np.array_equal(a["sampler"]["knn"], b["sampler"]["knn"])
+    assert np.array_equal(a["method_extra"]["batches"]["knn"], b["method_extra"]["batches"]["knn"])
     assert resumed["test"]["recall@1"] == straight["test"]["recall@1"]
 
 
@@ -127,14 +125,16 @@ def test_diagnostics_separate_clean_clusters():
 
 
 def test_bad_parameters_name_the_key():
-    with pytest.raises(ConfigError, match="method.max_size"):
-        PLManifoldMethod(embedding_dim=8, rank=3, max_size=3)
-    with pytest.raises(ConfigError, match="method.momentum"):
-        PLManifoldMethod(embedding_dim=8, momentum=1.0)
-    with pytest.raises(ConfigError, match="method.residual_scale"):
-        PLManifoldMethod(embedding_dim=8, residual_scale="global")
-    with pytest.raises(ConfigError, match="method.diagnostics"):
-        PLManifoldMethod(embedding_dim=8, diagnostics="sometimes")
+    model = build_model("small_cnn", embedding_dim=8, in_channels=1)
+    for kwargs, key in (
+        ({"rank": 3, "max_size": 3}, "method.max_size"),
+        ({"momentum": 1.0}, "method.momentum"),
+        ({"residual_scale": "global"}, "method.residual_scale"),
+        ({"diagnostics": "sometimes"}, "method.diagnostics"),
+        ({"distance_scale": "minmax"}, "method.distance_scale"),
+    ):
+        with pytest.raises(ConfigError, match=key):
+            PLManifoldMethod(model, embedding_dim=8, num_examples=50, **kwargs)
 
 
 def test_resume_mid_epoch_restores_the_neighbourhoods_without_recomputing(tmp_path, monkeypatch):

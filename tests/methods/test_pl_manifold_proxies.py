@@ -40,12 +40,12 @@ def test_similarity_to_matches_a_reference_loop():
             v = point - loc[k]
             in_plane = u[k] @ (u[k].T @ v)
             o[i, k], p[i, k] = np.linalg.norm(v - in_plane), np.linalg.norm(in_plane)
-    raw = proxies.similarity_to(x, n_alpha=3.0, n_beta=0.5, normalise="none")
+    raw = proxies.similarity_to(x, n_alpha=3.0, n_beta=0.5, distance_scale="none")
     np.testing.assert_allclose(raw.detach().numpy(), (1 + o / 2) ** -3 * (1 + p) ** -0.5, rtol=1e-5)
-    mean = proxies.similarity_to(x, n_alpha=3.0, n_beta=0.5, normalise="mean")
+    mean = proxies.similarity_to(x, n_alpha=3.0, n_beta=0.5, distance_scale="mean")
     o, p = o / o.mean(), p / p.mean()
     np.testing.assert_allclose(mean.detach().numpy(), (1 + o / 2) ** -3 * (1 + p) ** -0.5, rtol=1e-5)
-    at_proxy = proxies.similarity_to(proxies.locations.detach(), normalise="none").diagonal()
+    at_proxy = proxies.similarity_to(proxies.locations.detach(), distance_scale="none").diagonal()
     torch.testing.assert_close(at_proxy.detach(), torch.ones(3))
     assert proxies.similarity_to(x.half()).dtype == torch.float32
 

@@ -17,29 +17,29 @@ from dmlkit.methods.pl_manifold.similarity import (
 def test_formula_on_a_hand_case():
     o = torch.tensor([[0.0, 2.0], [6.0, 0.0]])
     p = torch.tensor([[0.0, 3.0], [1.0, 0.0]])
-    s = pl_similarity(o, p, n_alpha=2.0, n_beta=0.5, normalise="none")
+    s = pl_similarity(o, p, n_alpha=2.0, n_beta=0.5, distance_scale="none")
     expected = torch.tensor([[1.0, (1 / 2) ** 2 * (1 / 4) ** 0.5], [(1 / 4) ** 2 * (1 / 2) ** 0.5, 1.0]])
     torch.testing.assert_close(s, expected)
     # mean normalisation over the off-diagonal entries: o / 4, p / 2
     off = ~torch.eye(2, dtype=torch.bool)
-    s = pl_similarity(o, p, n_alpha=2.0, n_beta=0.5, normalise="mean", mask=off)
+    s = pl_similarity(o, p, n_alpha=2.0, n_beta=0.5, distance_scale="mean", mask=off)
     expected = torch.tensor([[1.0, (1 / 1.25) ** 2 * (1 / 2.5) ** 0.5], [(1 / 1.75) ** 2 * (1 / 1.5) ** 0.5, 1.0]])
     torch.testing.assert_close(s, expected)
     # without a mask the means run over every entry: o / 2, p / 1
-    s = pl_similarity(o, p, n_alpha=2.0, n_beta=0.5, normalise="mean")
+    s = pl_similarity(o, p, n_alpha=2.0, n_beta=0.5, distance_scale="mean")
     torch.testing.assert_close(s[0, 1], torch.tensor((1 / 1.5) ** 2 * (1 / 4) ** 0.5))
 
 
 def test_range_dtype_and_errors():
     gen = torch.Generator().manual_seed(0)
     o, p = torch.rand(30, 20, generator=gen) * 50, torch.rand(30, 20, generator=gen) * 50
-    for normalise in ("mean", "none"):
-        s = pl_similarity(o, p, normalise=normalise)
+    for distance_scale in ("mean", "none"):
+        s = pl_similarity(o, p, distance_scale=distance_scale)
         assert (s > 0).all() and (s <= 1).all()
-    assert pl_similarity(torch.zeros(3), torch.zeros(3), normalise="none").tolist() == [1.0, 1.0, 1.0]
+    assert pl_similarity(torch.zeros(3), torch.zeros(3), distance_scale="none").tolist() == [1.0, 1.0, 1.0]
     assert pl_similarity(o.half(), p.half()).dtype == torch.float32
-    with pytest.raises(ConfigError, match="method.normalise"):
-        pl_similarity(o, p, normalise="minmax")
+    with pytest.raises(ConfigError, match="method.distance_scale"):
+        pl_similarity(o, p, distance_scale="minmax")
     with pytest.raises(ConfigError, match="method.n_alpha"):
         pl_similarity(o, p, n_alpha=-1.0)
     with pytest.raises(ConfigError, match="method.n_beta"):
@@ -53,7 +53,7 @@ def test_decays_faster_off_the_piece_than_along_it(n_alpha, n_beta):
     for t in (0.1, 0.5, 1.0, 3.0):
         x = torch.tensor([[t, 0.0, 0.0], [0.0, t, 0.0]])  # along the piece; off it
         o, p = orthogonal_and_inplane(x, centre, centre, basis)
-        s = pl_similarity(o, p, n_alpha, n_beta, normalise="none")[:, 0]
+        s = pl_similarity(o, p, n_alpha, n_beta, distance_scale="none")[:, 0]
         assert s[1] < s[0] < 1.0
 
 

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from dmlkit.config import load_config
+from dmlkit.data.samplers import EpochBatchSampler
 from dmlkit.errors import ConfigError
 from dmlkit.losses import build_loss
 from dmlkit.methods import METHODS
-from dmlkit.methods.pseudo_label import PseudoLabelMethod, PseudoLabelSampler
+from dmlkit.methods.pseudo_label import PseudoLabelBatches, PseudoLabelMethod
 from dmlkit.methods.pseudo_label import method as method_module
 from dmlkit.training.checkpoint import load_checkpoint
 from dmlkit.training.trainer import Trainer
@@ -19,6 +20,8 @@ RUN = [
     "trainer.progress_bar=false",
     "method={name: pseudo_label, clusters: 10, classes_per_batch: 4, samples_per_class: 4}",
     "loss={name: triplet2_dws}",
+    "data.classes_per_batch=null",
+    "data.samples_per_class=null",
     "trainer.epochs=2",
     "trainer.max_steps_per_epoch=3",
     "eval.metrics=[recall]",
@@ -29,53 +32,39 @@ RUN = [
 
 def test_sampler_has_a_fixed_length_and_yields_pk_batches_of_the_pseudo_classes():
     labels = np.random.default_rng(0).permutation(np.repeat(np.arange(8), 6))  # 8 pseudo-classes × 6
-    sampler = PseudoLabelSampler(48, classes_per_batch=3, samples_per_class=2, seed=5)
+    sampler = PseudoLabelBatches(48, classes_per_batch=3, samples_per_class=2, seed=5)
     assert len(sampler) == 48 // 6
     sampler.set_labels(labels)
-    batches = list(sampler)
+    batches = list(sampler.batches(0))
     assert len(batches) == len(sampler)
     for batch in batches:
         classes, counts = np.unique(labels[batch], return_counts=True)
         assert len(classes) == 3 and (counts == 2).all() and len(set(batch)) == 6
-    assert batches == list(sampler)  # deterministic per (seed, epoch)
-    sampler.set_epoch(1)
-    assert list(sampler) != batches
+    assert batches == list(sampler.batches(0))  # deterministic per (seed, epoch)
+    assert list(sampler.batches(1)) != batches
     sampler.set_labels(np.repeat(np.arange(16), 3))  # new clusters: same number of batches
-    assert len(list(sampler)) == len(sampler) == 8
+    assert len(list(sampler.batches(0))) == len(sampler) == 8
 
 
 def test_sampler_cycles_leaves_singletons_out_and_shares_batches_across_ranks():
     labels = np.r_[np.repeat(np.arange(3), 4), 3, 4]  # 3 pseudo-classes × 4, two singletons
-    sampler = PseudoLabelSampler(14, classes_per_batch=2, samples_per_class=2, seed=1)
+    sampler = PseudoLabelBatches(14, classes_per_batch=2, samples_per_class=2, seed=1)
     sampler.set_labels(labels)
     assert sampler.num_pseudo_classes == 3 and len(sampler) == 3  # one P×K epoch has 3 batches
-    sampler = PseudoLabelSampler(40, classes_per_batch=2, samples_per_class=2, seed=1)
+    sampler = PseudoLabelBatches(40, classes_per_batch=2, samples_per_class=2, seed=1)
     sampler.set_labels(np.r_[np.repeat(np.arange(3), 4), np.arange(3, 31)])  # 28 singletons
-    batches = list(sampler)
+    batches = list(sampler.batches(0))
     assert len(batches) == len(sampler) == 10  # several P×K epochs of 3 batches fill the fixed length
     assert all(max(batch) < 12 for batch in batches)  # singleton clusters never enter a batch
-    ranks = [PseudoLabelSampler(40, 2, 2, seed=1, rank=r, world_size=2) for r in range(2)]
-    for r in ranks:
-        r.set_labels(sampler.labels)
-    shares = [list(r) for r in ranks]
-    assert [len(s) for s in shares] == [5, 5] and shares[0] != shares[1]
+    shares = [list(EpochBatchSampler(sampler, rank=r, world_size=2)) for r in range(2)]
+    assert [len(s) for s in shares] == [5, 5] and shares[0] + shares[1] != [] and shares[0] != shares[1]
+    assert sorted(map(tuple, shares[0] + shares[1])) == sorted(map(tuple, batches))
     with pytest.raises(ConfigError, match="method.classes_per_batch"):  # one cluster with two images
-        PseudoLabelSampler(10, 2, 2).set_labels(np.r_[0, 0, np.arange(1, 9)])
+        PseudoLabelBatches(10, 2, 2).set_labels(np.r_[0, 0, np.arange(1, 9)])
     with pytest.raises(ValueError, match="one per training example"):
-        PseudoLabelSampler(10, 2, 2).set_labels(np.zeros(9, dtype=int))
+        PseudoLabelBatches(10, 2, 2).set_labels(np.zeros(9, dtype=int))
     with pytest.raises(RuntimeError, match="set_labels"):
-        list(PseudoLabelSampler(10, 2, 2))
-
-
-def test_sampler_state_dict_restores_epoch_and_pseudo_labels():
-    labels = np.repeat(np.arange(5), 4)
-    sampler = PseudoLabelSampler(20, 2, 2, seed=3)
-    sampler.set_labels(labels)
-    sampler.set_epoch(4)
-    other = PseudoLabelSampler(20, 2, 2, seed=0)
-    other.load_state_dict(sampler.state_dict())
-    assert other.epoch == 4 and other.seed == 3 and np.array_equal(other.labels, labels)
-    assert list(other) == list(sampler)
+        list(PseudoLabelBatches(10, 2, 2).batches(0))
 
 
 def test_bad_parameters_name_the_key():
@@ -86,12 +75,10 @@ def test_bad_parameters_name_the_key():
         ({"samples_per_class": 1}, "method.samples_per_class"),
         ({"clusters": 8, "classes_per_batch": 16}, "method.classes_per_batch"),
         ({"kmeans_backend": "scipy"}, "method.kmeans_backend"),
+        ({"clusters": 50}, "method.clusters': 50 exceeds the 20 training images"),
     ):
         with pytest.raises(ConfigError, match=key):
-            PseudoLabelMethod(loss, **kwargs)
-    method = PseudoLabelMethod(loss, clusters=50)
-    with pytest.raises(ConfigError, match="method.clusters"):
-        method.batch_sampler(list(range(20)), seed=0, rank=0, world_size=1)
+            PseudoLabelMethod(loss, num_examples=20, **kwargs)
     assert "pseudo_label" in METHODS and not PseudoLabelMethod.uses_labels
 
 
@@ -109,7 +96,7 @@ def test_kmeans_pseudo_labels_are_installed_before_the_first_batch_and_no_label_
     step = PseudoLabelMethod.training_step
 
     def spy(self, model, batch):
-        labels = self.sampler.labels[batch["index"].numpy()]
+        labels = self.batch_source.labels[batch["index"].numpy()]
         steps.append((set(batch), len(clusterings), np.unique(labels, return_counts=True)[1]))
         assert np.array_equal(self.pseudo_labels, clusterings[-1][-1])  # the latest k-means assignments
         return step(self, model, batch)
@@ -123,7 +110,7 @@ def test_kmeans_pseudo_labels_are_installed_before_the_first_batch_and_no_label_
     assert all(len(sizes) == 4 and (sizes == 4).all() for _, _, sizes in steps)  # P × K pseudo-classes
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert np.array_equal(state["method_extra"]["pseudo_labels"], clusterings[-1][-1])
-    assert np.array_equal(state["sampler"]["labels"], clusterings[-1][-1])
+    assert "sampler" not in state  # checkpointed once, as the method's state
 
 
 def test_resume_mid_epoch_keeps_the_pseudo_labels_and_the_batches(tmp_path, monkeypatch):
@@ -154,8 +141,6 @@ def test_resume_mid_epoch_keeps_the_pseudo_labels_and_the_batches(tmp_path, monk
     assert Trainer(load_config(QUICKSTART, run), tmp_path / "run", resume=True).fit()["status"] == "completed"
     assert clustered == []  # the rest of epoch 2 trained on the checkpointed pseudo-labels
     labels = saved["method_extra"]["pseudo_labels"]
-    assert np.array_equal(load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["sampler"]["labels"], labels)
-    uninterrupted = PseudoLabelSampler(len(labels), 4, 4, seed=0)
+    uninterrupted = PseudoLabelBatches(len(labels), 4, 4, seed=0)
     uninterrupted.set_labels(labels)
-    uninterrupted.set_epoch(1)
-    assert seen[4:6] + seen[7:] == list(uninterrupted)[:4]  # epoch 2's batches, the same as without the crash
+    assert seen[4:6] + seen[7:] == list(uninterrupted.batches(1))[:4]  # epoch 2's batches, as without the crash

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dmlkit.errors import DmlkitError
+from dmlkit.files import atomic_write_json
 from dmlkit.training import checkpoint as ck
 
 
@@ -47,5 +48,5 @@ def test_rng_state_round_trip():
 
 
 def test_json_writer_handles_numpy(tmp_path):
-    ck.atomic_write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": np.int64(3)})
+    atomic_write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": np.int64(3)})
     assert (tmp_path / "m.json").read_text().count("0.5") == 1

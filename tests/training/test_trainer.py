@@ -157,8 +157,12 @@ def test_single_image_training_class_is_an_error_or_a_documented_skip(tmp_path):
     assert metrics["status"] == "completed"
 
 
+INTRA = ["method={name: intra_batch, heads: 2}", "loss=null", "optimizer.name=radam"]
+
+
 def test_reload_best_restores_the_best_weights_and_keeps_the_optimiser(tmp_path, monkeypatch):
-    """``scheduler.reload_best_at``: the epoch starts from best.pt's weights, not the last epoch's."""
+    """A method asking for ``restore_best_before`` (Intra-batch's ``reload_best_at``): the epoch
+    starts from best.pt's weights, not the last epoch's; the optimiser goes on."""
     seen = {}
     original_epoch, original_eval = Trainer._train_epoch, Trainer.evaluate
 
@@ -170,13 +174,14 @@ def test_reload_best_restores_the_best_weights_and_keeps_the_optimiser(tmp_path,
         return original_epoch(self)
 
     def evaluate(self, final=False):  # epoch 1 is the best, so a reload at epoch 3 must go back to it
-        metrics = original_eval(self, final)
-        return {**metrics, "recall@1": 1.0 - 0.1 * self.epoch}
+        evaluation = original_eval(self, final)
+        evaluation.metrics["recall@1"] = 1.0 - 0.1 * self.epoch
+        return evaluation
 
     monkeypatch.setattr(Trainer, "_train_epoch", train_epoch)
     monkeypatch.setattr(Trainer, "evaluate", evaluate)
     extra = ["trainer.max_steps_per_epoch=2", "trainer.eval_every=1", "eval.untrained=false", "trainer.epochs=3"]
-    metrics = Trainer(small_config(*extra, "scheduler.reload_best_at=[3]"), tmp_path / "run").fit()
+    metrics = Trainer(small_config(*INTRA, *extra, "method.reload_best_at=[3]"), tmp_path / "run").fit()
     assert metrics["reloads"] == [{"epoch": 3, "from_epoch": 1}]
     assert metrics["best"]["epoch"] == 1
     # the weights after epoch 1 are the ones epoch 2 started from
@@ -186,28 +191,19 @@ def test_reload_best_restores_the_best_weights_and_keeps_the_optimiser(tmp_path,
     assert moved  # epoch 1 changed the weights, so the check above is not vacuous
 
 
-@pytest.mark.parametrize(
-    ("setting", "message"),
-    [(["scheduler.reload_best_at=[1]"], "2..3"), (["scheduler.reload_best_at=[2]", "trainer.eval_every=2"], "before")],
-)
-def test_reload_best_needs_an_earlier_evaluation(tmp_path, setting, message):
-    cfg = small_config("trainer.epochs=3", "trainer.max_steps_per_epoch=1", *setting)
-    with pytest.raises(ConfigError, match=message):
-        Trainer(cfg, tmp_path / "run").fit()
-
-
-def test_an_unsupervised_method_must_bring_its_sampler(tmp_path, monkeypatch):
-    """The P×K sampler reads labels, so a method with ``uses_labels = False`` must supply batches."""
+def test_a_method_registered_elsewhere_must_bring_its_batches_when_unsupervised(tmp_path, monkeypatch):
+    """The P×K sampler reads labels, so a method with ``uses_labels = False`` must supply batches;
+    the dry build says so before anything is created."""
     from dmlkit.methods import METHODS, Method
 
     class NoSampler(Method):
-        uses_loss = False
         uses_labels = False
 
-        def __init__(self, num_classes=0, embedding_dim=0):
+        def __init__(self, num_classes):
             super().__init__()
-            assert num_classes == 0  # the trainer does not even pass the class count
+            assert num_classes == 0  # the run does not even pass the class count
 
     monkeypatch.setitem(METHODS._items, "no_sampler", NoSampler)
-    with pytest.raises(ConfigError, match="unsupervised but supplies no batch sampler"):
-        Trainer(small_config("method={name: no_sampler}"), tmp_path / "run").fit()
+    with pytest.raises(ConfigError, match="must draw its own batches"):
+        Trainer(small_config("method={name: no_sampler}", "loss=null"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

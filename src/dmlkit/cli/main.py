@@ -4,149 +4,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from dmlkit.errors import DmlkitError
 
-#: Keys that may differ between a run's saved config and the config it is resumed with.
-RESUMABLE_CHANGES = ("trainer.epochs", "trainer.progress_bar", "trainer.threads", "data.num_workers")
-#: Set by the first process of a run to its run directory; the processes Lightning launches for
-#: ``trainer.devices > 1`` re-run this command and take that directory instead of choosing their own.
-RUN_DIR_ENV = "DMLKIT_RUN_DIR"
-
-
-def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
-def _run_dir_for(cfg, config_path: str | None, explicit: str | None, resume: bool) -> Path:
-    """``--run-dir``, else OUTPUT_DIR/NAME; a new run never reuses a directory (``-1``, ``-2``... added)."""
-    if explicit:
-        return Path(explicit)
-    base = Path(cfg.output_dir) / (cfg.name or (Path(config_path).stem if config_path else "run"))
-    if resume:
-        return base
-    candidate, n = base, 0
-    while candidate.exists() and any(candidate.iterdir()):
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
-
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from dmlkit.config import config_from_dict, config_to_dict, load_config, read_yaml
-    from dmlkit.training.trainer import Trainer, format_table
+    from dmlkit.api import train
+    from dmlkit.training.summary import format_table
 
-    cfg = load_config(args.config, args.set)
-    launched = os.environ.get(RUN_DIR_ENV)
-    if launched:  # a process launched by the first one: it already chose and checked the directory
-        trainer = Trainer(cfg, launched, resume=args.resume)
-        trainer.fit()
-        return 0
-    if args.run_dir is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise DmlkitError(
-            "--run-dir is required when the processes are started by an external launcher "
-            f"(WORLD_SIZE={os.environ['WORLD_SIZE']}), so that every process writes to the same run"
-        )
-    run_dir = _run_dir_for(cfg, args.config, args.run_dir, args.resume)
-    last = run_dir / "checkpoints" / "last.pt"
-    if args.resume:
-        if not last.is_file():
-            raise DmlkitError(f"--resume: no checkpoint to resume at {last}")
-        saved = config_from_dict(read_yaml(run_dir / "config.yaml"))
-        old, new = _flatten(config_to_dict(saved)), _flatten(config_to_dict(cfg))
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        bad = [k for k in changed if k not in RESUMABLE_CHANGES]
-        if bad:
-            raise DmlkitError(
-                f"--resume: the config differs from the one saved in {run_dir / 'config.yaml'} at "
-                f"{', '.join(bad)}; only {', '.join(RESUMABLE_CHANGES)} may change when resuming"
-            )
-    elif last.exists():
-        raise DmlkitError(
-            f"--run-dir {run_dir} already holds a run ({last} exists): pass --resume to continue it, "
-            "or choose another directory"
-        )
-    os.environ[RUN_DIR_ENV] = str(run_dir)
-    try:
-        trainer = Trainer(cfg, run_dir, resume=args.resume)
-        metrics = trainer.fit()
-    finally:
-        del os.environ[RUN_DIR_ENV]
-    if trainer.fabric.is_global_zero:
-        print(format_table(metrics))
-        print(f"run directory: {run_dir}")
+    result = train(args.config, args.set, run_dir=args.run_dir, resume=args.resume)
+    if result.is_global_zero:
+        print(format_table(result.metrics))
+        print(f"run directory: {result.run_dir}")
     return 0
 
 
-def _eval_split(run, dataset: str | None, data_root: str | None):
-    """The test side to evaluate: the run's dataset, or ``--dataset``/``--data-root``, at the run's image size
-    and channel mode."""
-    from dataclasses import replace
-
-    from dmlkit.data.registry import get_dataset_spec
-    from dmlkit.training.trainer import build_eval_split
-
-    cfg = run.cfg
-    trained = get_dataset_spec(cfg.data.dataset)
-    size = cfg.data.image_size or trained.default_image_size
-    if dataset or data_root:
-        data = replace(cfg.data, dataset=dataset or cfg.data.dataset, root=data_root or cfg.data.root)
-        cfg = replace(cfg, data=data)
-    return build_eval_split(cfg, size, trained.mode)
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    import torch
+    from dmlkit.api import load_run
 
-    from dmlkit.evaluation.embed import embed_dataset
-    from dmlkit.evaluation.evaluate import evaluate_embeddings
-    from dmlkit.training.restore import load_trained
-
-    run = load_trained(args.run, args.checkpoint)
-    test = _eval_split(run, args.dataset, args.data_root)
-    device = torch.device(args.device)
-    run.model.to(device)
-    run.method.to(device)
-
-    def embed(ds):
-        return embed_dataset(
-            lambda x: run.method.embed_for_eval(run.model, x),
-            ds,
-            batch_size=run.cfg.data.eval_batch_size,
-            device=device,
-        )
-
-    q, ql = embed(test.query)
-    g, gl = (None, None) if test.gallery is None else embed(test.gallery)
-    e = run.cfg.eval
-    recall_at = tuple(args.recall_at) if args.recall_at else tuple(e.recall_at)
-    report = evaluate_embeddings(
-        q,
-        ql,
-        g,
-        gl,
-        recall_at=recall_at,
-        metrics=tuple(e.metrics),
-        metric=e.distance,
-        seed=run.cfg.seed,
-        backend=e.backend,
-    )
+    run = load_run(args.run, args.checkpoint, args.device)
+    metrics = run.evaluate(args.dataset, args.data_root, recall_at=args.recall_at)
     out = {
         "checkpoint": str(run.checkpoint),
         "epoch": run.epoch,
         "dataset": args.dataset or run.cfg.data.dataset,
-        "metrics": {k: float(v) for k, v in report.metrics.items()},
+        "metrics": metrics,
     }
     text = json.dumps(out, indent=2)
     if args.output:
@@ -156,47 +41,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
+    from dmlkit.api import load_run
 
-    from dmlkit.data.datasets.folder import image_folder
-    from dmlkit.data.registry import build_split, get_dataset_spec
-    from dmlkit.data.transforms import build_transforms
-    from dmlkit.evaluation.embed import embed_dataset
-    from dmlkit.training.restore import load_trained
-
-    run = load_trained(args.run, args.checkpoint)
-    train_spec = get_dataset_spec(run.cfg.data.dataset)
-    if args.folder:
-        ds = image_folder(Path(args.folder), mode=train_spec.mode)
-    else:
-        spec_name = args.dataset or run.cfg.data.dataset
-        root = args.data_root or (run.cfg.data.root if spec_name == run.cfg.data.dataset else None)
-        spec = get_dataset_spec(spec_name)
-        if args.split not in spec.splits:
-            raise DmlkitError(f"--split {args.split!r}: dataset {spec_name!r} has splits {', '.join(spec.splits)}")
-        ds = build_split(spec_name, Path(root) if root else None, args.split)
-    image_size = run.cfg.data.image_size or train_spec.default_image_size
-    ds = ds.with_transform(build_transforms("eval", image_size, train_spec.mode, **run.cfg.data.transform))
-    device = torch.device(args.device)
-    run.model.to(device)
-    run.method.to(device)
-    emb, labels = embed_dataset(
-        lambda x: run.method.embed_for_eval(run.model, x),
-        ds,
-        batch_size=run.cfg.data.eval_batch_size,
-        device=device,
-    )
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        out,
-        embeddings=emb.numpy(),
-        labels=labels,
-        paths=np.asarray([ds.describe(i) for i in range(len(ds))]),
-        class_names=np.asarray(ds.class_names),
-    )
-    print(f"wrote {len(labels)} embeddings of dimension {emb.shape[1]} to {out}")
+    run = load_run(args.run, args.checkpoint, args.device)
+    dataset = run.folder(args.folder) if args.folder else run.dataset(args.split, args.dataset, args.data_root)
+    embeddings = run.embed(dataset)
+    embeddings.save(args.output)
+    print(f"wrote {len(embeddings.labels)} embeddings of dimension {embeddings.embeddings.shape[1]} to {args.output}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Run configuration: schema, YAML loading and ``--set`` overrides."""
+"""Run configuration: schema, YAML loading with ``base`` composition, and ``--set`` overrides."""
 
 from dmlkit.config.loading import (
     apply_overrides,
@@ -6,6 +6,8 @@ from dmlkit.config.loading import (
     config_to_dict,
     dump_yaml,
     load_config,
+    merge_configs,
+    read_config_file,
     read_yaml,
 )
 from dmlkit.config.schema import (
@@ -31,5 +33,7 @@ __all__ = [
     "config_to_dict",
     "dump_yaml",
     "load_config",
+    "merge_configs",
+    "read_config_file",
     "read_yaml",
 ]

@@ -1,7 +1,22 @@
-"""Reading, overriding, validating and writing run configurations."""
+"""Reading, composing, overriding, type-checking and writing run configurations.
+
+**Composition.** A config file may start with ``base: PATH`` (or a list of paths), relative to
+the file itself: the bases are read (recursively), merged in order, and the file's own keys are
+merged on top, so that a file holds only what differs from its parents. Mappings merge key by
+key; scalars and lists replace. A mapping naming a component (``name: ...``, as the ``loss`` and
+``method`` sections and ``loss.miner``) replaces the inherited one whole when it names another
+component, since the parameters of one component mean nothing to another; ``loss: null`` removes
+an inherited loss section.
+
+[decision] This is a small include of our own rather than OmegaConf or Hydra: the schema is
+already typed dataclasses with error messages that name the key, the only composition needed is
+"inherit and override" with the component rule above, and neither library is installed on the GPU
+machines (interpolation and config groups are not needed).
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import types
@@ -112,8 +127,6 @@ def _from_mapping(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
 def _check_semantics(cfg: RunConfig) -> None:
     """Value checks that the types alone cannot express."""
     positive = {
-        "data.classes_per_batch": cfg.data.classes_per_batch,
-        "data.samples_per_class": cfg.data.samples_per_class,
         "data.eval_batch_size": cfg.data.eval_batch_size,
         "trainer.epochs": cfg.trainer.epochs,
         "trainer.eval_every": cfg.trainer.eval_every,
@@ -135,8 +148,12 @@ def _check_semantics(cfg: RunConfig) -> None:
         )
     for section in ("loss", "method"):
         comp = getattr(cfg, section)
-        if not isinstance(comp.get("name"), str):
+        if comp is not None and not isinstance(comp.get("name"), str):
             raise ConfigError(f"config key '{section}.name': required, a registered {section} name")
+    for key in ("classes_per_batch", "samples_per_class"):
+        value = getattr(cfg.data, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"config key 'data.{key}': must be >= 1, got {value}")
 
 
 def config_from_dict(data: Mapping[str, Any]) -> RunConfig:
@@ -161,7 +178,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``--set key.sub=value`` overrides to a nested mapping (in place; also returned)."""
+    """Apply ``--set key.sub=value`` overrides to a nested mapping (in place; also returned).
+
+    Setting a component's ``name`` to another component (``--set loss.name=npair``) drops the
+    parameters of the one it replaces; overrides that follow it set the new one's.
+    """
     for text in overrides:
         path, value = parse_override(text)
         node = data
@@ -172,8 +193,63 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {text!r}: '{'.'.join(path[: i + 1])}' is not a section")
             node = child
+        if path[-1] == "name" and "name" in node and node["name"] != value:
+            node.clear()  # another component: the old one's parameters mean nothing to it (as with 'base')
         node[path[-1]] = value
     return data
+
+
+def merge_configs(parent: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+    """``child`` merged over ``parent`` (see the module docstring); neither is modified.
+
+    Example:
+        >>> merge_configs({"loss": {"name": "triplet", "margin": 0.2}, "seed": 0}, {"loss": {"margin": 0.1}})
+        {'loss': {'name': 'triplet', 'margin': 0.1}, 'seed': 0}
+        >>> merge_configs({"loss": {"name": "triplet", "margin": 0.2}}, {"loss": {"name": "npair"}})
+        {'loss': {'name': 'npair'}}
+    """
+    out = copy.deepcopy(dict(parent))
+    for key, value in child.items():
+        inherited = out.get(key)
+        renamed = isinstance(value, Mapping) and "name" in value and value.get("name") != _name_of(inherited)
+        if isinstance(value, Mapping) and isinstance(inherited, Mapping) and not renamed:
+            out[key] = merge_configs(inherited, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _name_of(section: Any) -> Any:
+    return section.get("name") if isinstance(section, Mapping) else None
+
+
+def read_config_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file with its ``base`` files merged in (the result has no ``base`` key).
+
+    Raises:
+        ConfigError: A missing or malformed file, a bad ``base`` value or a cycle of bases,
+            naming the files involved.
+    """
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
+        raise ConfigError(f"config file {path}: 'base' files include each other: {cycle}")
+    data = read_yaml(path)
+    bases = data.pop("base", None)
+    if bases is None:
+        return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not bases or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"config file {path}: 'base' must be a file path or a list of paths, got {bases!r}")
+    merged: dict[str, Any] = {}
+    for base in bases:
+        base_path = path.parent / base
+        if not base_path.is_file():
+            raise ConfigError(f"config file {path}: base file {base!r} not found (looked for {base_path})")
+        merged = merge_configs(merged, read_config_file(base_path, (*_chain, resolved)))
+    return merge_configs(merged, data)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -193,11 +269,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read a YAML config (or the defaults when ``path`` is None), apply overrides, validate."""
-    data = read_yaml(path) if path is not None else {}
-    defaults = RunConfig()
-    for section in ("loss", "method"):  # named components: a YAML section replaces the default whole
-        data.setdefault(section, dict(getattr(defaults, section)))
+    """Read a YAML config with its bases (or the defaults when ``path`` is None), apply overrides,
+    check the types.
+
+    The values are checked against their components by :func:`dmlkit.assembly.check_config`.
+    """
+    data = read_config_file(path) if path is not None else {}
+    data.setdefault("method", dict(RunConfig().method))  # a YAML method section replaces the default whole
     apply_overrides(data, overrides)
     try:
         return config_from_dict(data)

@@ -2,8 +2,12 @@
 
 Sections mirror the YAML files in ``configs/``. Components chosen by name
 (``loss``, ``method``, transform options, backbone keyword arguments) are free-form
-mappings here and are checked against their factory's signature when built, so
-every unknown key is reported with the valid choices.
+mappings here and are checked against their factory's signature by the dry build of
+:func:`dmlkit.assembly.check_config`, so every unknown key is reported with the valid choices
+before anything is created.
+
+A ``None`` default marks a value the assembly derives (the dataset's image size, the P×K
+batch of a method that uses it); the run's ``config.yaml`` records the derived value.
 """
 
 from __future__ import annotations
@@ -23,23 +27,26 @@ class DataConfig:
             Omniglot/MNIST, 8 for digits).
         transform: Options passed to :func:`dmlkit.data.transforms.build_transforms`
             (``protocol``, ``scale``, ``resize_size``, ``mean``, ``std``, ...).
-        classes_per_batch: P of the P×K class-balanced batch sampler.
-        samples_per_class: K of the P×K sampler.
+        classes_per_batch: P of the P×K class-balanced batch sampler (``None``: 5).
+        samples_per_class: K of the P×K sampler (``None``: 8).
+        skip_singleton_classes: Drop training classes with a single image (they cannot form a
+            positive pair) with a warning, instead of stopping with an error (``None``: false).
         num_workers: DataLoader worker processes.
         eval_batch_size: Batch size for embedding the evaluation sets.
-        skip_singleton_classes: Drop training classes with a single image (they cannot form a
-            positive pair) with a warning, instead of stopping with an error.
+
+    The three P×K keys belong to the P×K sampler: a method that brings its own batches (Magnet,
+    PL-Manifold, the pseudo-label baseline) rejects them.
     """
 
     dataset: str = "digits"
     root: str | None = None
     image_size: int | None = None
     transform: dict[str, Any] = field(default_factory=dict)
-    classes_per_batch: int = 5
-    samples_per_class: int = 8
+    classes_per_batch: int | None = None
+    samples_per_class: int | None = None
+    skip_singleton_classes: bool | None = None
     num_workers: int = 0
     eval_batch_size: int = 256
-    skip_singleton_classes: bool = False
 
 
 @dataclass
@@ -61,8 +68,9 @@ class ModelConfig:
 class OptimizerConfig:
     """Optimiser and per-group learning-rate multipliers.
 
-    ``loss_lr_mult`` ``None`` uses the loss's own multiplier (e.g. ×100 for Proxy-Anchor
-    proxies); ``method_lr_mult`` applies to a method's extra heads (decoder, MPN).
+    ``backbone_lr_mult`` and ``head_lr_mult`` scale the base LR for the backbone and the
+    embedding head; ``method_lr_mult`` for a method's extra heads (DVML's decoder, the MPN). A
+    loss's own parameters (proxies) train at the loss's ``lr_mult`` (the ``loss`` section).
     """
 
     name: Literal["adam", "adamw", "radam", "sgd"] = "adam"
@@ -73,7 +81,6 @@ class OptimizerConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     backbone_lr_mult: float = 1.0
     head_lr_mult: float = 1.0
-    loss_lr_mult: float | None = None
     method_lr_mult: float = 1.0
 
 
@@ -84,12 +91,6 @@ class SchedulerConfig:
     ``warmup_epochs`` ramps the LR linearly from ``warmup_start`` × lr; then ``name``:
     ``constant``, ``cosine`` (to ``min_lr_ratio`` × lr), ``step`` (× ``gamma`` every
     ``step_epochs``) or ``multistep`` (× ``gamma`` at each of ``milestones`` epochs).
-
-    ``reload_best_at`` (1-based epoch numbers, empty by default): before each of these epochs the
-    model and method weights are restored from ``best.pt`` (the optimiser state is kept) — the
-    official Intra-batch schedule, with ``name: multistep, milestones: [30]`` and ``reload_best_at:
-    [31, 51]``. ``best.pt`` is chosen on the evaluation split, so this selects on the test set;
-    it is for reproducing the reference only.
     """
 
     name: Literal["constant", "cosine", "step", "multistep"] = "constant"
@@ -99,7 +100,6 @@ class SchedulerConfig:
     step_epochs: int = 10
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
-    reload_best_at: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -107,10 +107,11 @@ class TrainerConfig:
     """Devices, precision and the loop (run through Lightning Fabric).
 
     Attributes:
-        accelerator: ``auto``, ``cpu``, ``cuda``, ``gpu`` or ``mps``.
-        devices: Number of devices, or ``auto``.
+        accelerator: ``auto``, ``cpu``, ``cuda``, ``gpu``, ``mps`` or ``tpu``.
+        devices: Number of devices per node (``-1``: all), a list of device indices, or ``auto``.
+        num_nodes: Number of nodes (machines) of a multi-node run.
         precision: Fabric precision: ``32-true``, ``16-mixed``, ``bf16-mixed``, ...
-        strategy: Fabric strategy: ``auto``, ``ddp``, ...
+        strategy: Fabric strategy: ``auto``, ``ddp``, ``fsdp``, ...
         epochs: Number of epochs (an epoch = one pass of the batch sampler).
         max_steps_per_epoch: Cap on optimisation steps per epoch (``None``: the sampler's length).
         eval_every: Evaluate every N epochs (and always after the last).
@@ -122,7 +123,8 @@ class TrainerConfig:
     """
 
     accelerator: str = "auto"
-    devices: int | str = 1
+    devices: int | list[int] | str = 1
+    num_nodes: int = 1
     precision: str = "32-true"
     strategy: str = "auto"
     epochs: int = 10
@@ -162,7 +164,9 @@ class RunConfig:
 
     ``loss`` and ``method`` are ``{name: ..., <params>}`` mappings resolved through the
     loss and method registries. The default method, ``metric_loss``, trains the
-    embedding with ``loss`` alone; seed methods (DVML, Magnet, ...) wrap or replace it.
+    embedding with ``loss`` alone; seed methods wrap a loss (DVML, the pseudo-label baseline)
+    or bring their own (Magnet, Intra-batch, PL-Manifold, which reject a ``loss`` section).
+    ``loss: None`` (the default) means ``{name: triplet}`` for a method that trains a loss.
     """
 
     seed: int = 0
@@ -170,7 +174,7 @@ class RunConfig:
     name: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    loss: dict[str, Any] = field(default_factory=lambda: {"name": "triplet"})
+    loss: dict[str, Any] | None = None
     method: dict[str, Any] = field(default_factory=lambda: {"name": "metric_loss"})
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)

@@ -1,16 +1,43 @@
-"""Batch samplers: the P×K class-balanced sampler and a resumable epoch wrapper."""
+"""Training batches: batch sources, and the one sampler that shares them out across ranks.
+
+A *batch source* holds only batch logic: for an epoch number it lists every batch of that epoch,
+for all processes together, as the same sequence on every rank (a function of the seed, the
+epoch and state the method installs, such as a cluster index). :class:`EpochBatchSampler` does
+the rest once for every source: it shares the epoch's batches out across ranks, caps an epoch's
+length, and starts a resumed epoch at the batch it stopped at. The position is the trainer's
+(its epoch and step count in the checkpoint), so no sampler keeps or checkpoints one.
+
+Sources: :class:`PKBatches` (P classes × K images, the default) here; the methods' own in
+:mod:`dmlkit.methods.magnet.sampler`, :mod:`dmlkit.methods.pl_manifold.sampler` and
+:mod:`dmlkit.methods.pseudo_label.sampler`.
+"""
 
 from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from torch.utils.data import Sampler
 
 from dmlkit.errors import ConfigError, DatasetError
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """Batch logic of a training sampler (see the module docstring).
+
+    ``len(source)`` is the number of batches of an epoch over all ranks; ``source.batches(epoch)``
+    yields them in order, each a list of dataset indices. It may draw lazily (Magnet's batches
+    follow the per-example losses of the batches before them), but must give every rank the same
+    sequence for the same state.
+    """
+
+    def __len__(self) -> int: ...
+
+    def batches(self, epoch: int) -> Iterable[list[int]]: ...
 
 
 def max_pk_batches(chunks_per_class: np.ndarray, p: int) -> int:
@@ -35,8 +62,8 @@ def max_pk_batches(chunks_per_class: np.ndarray, p: int) -> int:
     return lo
 
 
-class PKBatchSampler(Sampler[list[int]]):
-    """Batches of P classes × K images; an epoch shows every image about once.
+class PKBatches:
+    """Batches of P classes × K images; an epoch shows every image about once (a :class:`BatchSource`).
 
     **Epoch.** Each class's images are shuffled and cut into chunks of K. A last, partial
     chunk is filled with other images of the same class drawn without replacement, so
@@ -55,24 +82,14 @@ class PKBatchSampler(Sampler[list[int]]):
     K and the chunk count a multiple of P, every image is seen exactly once per epoch.
 
     **Determinism.** The order depends only on ``(seed, epoch)``, through a local
-    ``numpy.random.Generator``; the global RNGs are neither used nor advanced.
-
-    **Distributed.** With ``world_size > 1`` every rank draws the same epoch and keeps
-    batches ``rank, rank + world_size, ...``: disjoint shares of ``len(self) = B //
-    world_size`` batches each (the last ``B % world_size`` batches are dropped).
-
-    **Resume.** :meth:`state_dict` stores the epoch and the number of batches yielded
-    in it; after :meth:`load_state_dict` the next iteration yields exactly the batches
-    that were not yet yielded. :meth:`set_epoch` with another epoch starts that epoch
-    at its first batch.
+    ``numpy.random.Generator``; the global RNGs are neither used nor advanced. Every rank
+    therefore lists the same epoch, and :class:`EpochBatchSampler` gives each its share.
 
     Args:
         labels: Label of every dataset item.
         classes_per_batch: P.
         samples_per_class: K (at least 2, so that every image has a positive in its batch).
         seed: Base seed (default 0).
-        rank: This process's rank (default 0).
-        world_size: Number of processes (default 1).
         skip_singletons: Leave classes with a single image out of every batch, with a
             warning (default ``False``: such classes raise a DatasetError).
         class_names: Names of the labels, used in error messages only.
@@ -83,8 +100,8 @@ class PKBatchSampler(Sampler[list[int]]):
         ConfigError: P exceeds the number of usable classes, P < 1 or K < 2.
 
     Example:
-        >>> sampler = PKBatchSampler([0, 0, 1, 1, 2, 2, 2, 2], classes_per_batch=2, samples_per_class=2)
-        >>> len(sampler), [len(batch) for batch in sampler]
+        >>> source = PKBatches([0, 0, 1, 1, 2, 2, 2, 2], classes_per_batch=2, samples_per_class=2)
+        >>> len(source), [len(batch) for batch in source.batches(epoch=0)]
         (2, [4, 4])
     """
 
@@ -94,8 +111,6 @@ class PKBatchSampler(Sampler[list[int]]):
         classes_per_batch: int,
         samples_per_class: int,
         seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
         skip_singletons: bool = False,
         class_names: Sequence[str] | None = None,
     ) -> None:
@@ -104,8 +119,6 @@ class PKBatchSampler(Sampler[list[int]]):
             raise ConfigError(f"config key 'data.classes_per_batch': must be >= 1, got {classes_per_batch}")
         if samples_per_class < 2:
             raise ConfigError(f"config key 'data.samples_per_class': must be >= 2, got {samples_per_class}")
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world_size {world_size}")
         classes, counts = np.unique(labels, return_counts=True)
         lonely = classes[counts < 2]
         if len(lonely):
@@ -126,16 +139,13 @@ class PKBatchSampler(Sampler[list[int]]):
                 "training classes with at least 2 images"
             )
         self.p, self.k = int(classes_per_batch), int(samples_per_class)
-        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
+        self.seed = int(seed)
         order = np.argsort(labels, kind="stable")
         starts = np.searchsorted(labels[order], classes)
         #: members[i] = dataset indices of the i-th usable class, ascending.
         self.members = [order[s : s + n] for s, n in zip(starts, counts, strict=True)]
         self.chunks_per_class = -(-counts // self.k)
         self.batches_per_epoch = max_pk_batches(self.chunks_per_class, self.p)
-        self.epoch = 0
-        self._start = 0  # batches of the current epoch to skip at the next iteration (resume)
-        self._yielded = 0  # batches of the current epoch yielded so far
 
     @staticmethod
     def _name(label: int, class_names: Sequence[str] | None) -> str:
@@ -144,23 +154,8 @@ class PKBatchSampler(Sampler[list[int]]):
         return str(label)
 
     def __len__(self) -> int:
-        """Batches per epoch on this rank."""
-        return self.batches_per_epoch // self.world_size
-
-    def set_epoch(self, epoch: int, start_batch: int | None = None) -> None:
-        """Select the epoch that the next iteration yields.
-
-        Args:
-            epoch: Epoch number; with the seed it fixes the epoch's batches.
-            start_batch: Skip this many of the epoch's batches (on this rank). ``None``
-                (default) keeps a position restored by :meth:`load_state_dict` when
-                ``epoch`` is the restored epoch, and otherwise starts at batch 0.
-        """
-        if start_batch is None:
-            start_batch = self._start if epoch == self.epoch else 0
-        if not 0 <= start_batch <= len(self):
-            raise ValueError(f"start_batch {start_batch} outside 0..{len(self)}")
-        self.epoch, self._start, self._yielded = int(epoch), int(start_batch), int(start_batch)
+        """Batches per epoch (``B``, over all ranks)."""
+        return self.batches_per_epoch
 
     def _chunks(self, rng: np.random.Generator, members: np.ndarray) -> np.ndarray:
         """The class's images shuffled and cut into rows of K (see the class docstring)."""
@@ -174,8 +169,8 @@ class PKBatchSampler(Sampler[list[int]]):
             idx = np.concatenate([idx, pad])
         return idx.reshape(-1, self.k)
 
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """Every batch of ``epoch`` before the split across ranks (``B`` batches)."""
+    def batches(self, epoch: int) -> list[list[int]]:
+        """Every batch of ``epoch`` (``B`` batches, before the split across ranks)."""
         rng = np.random.default_rng([self.seed % 2**63, int(epoch)])
         chunks = [self._chunks(rng, m) for m in self.members]
         remaining = self.chunks_per_class.copy()
@@ -199,68 +194,51 @@ class PKBatchSampler(Sampler[list[int]]):
             remaining[chosen] -= 1
         return [batches[i] for i in rng.permutation(total)]
 
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self.epoch_batches(self.epoch)[self.rank :: self.world_size][: len(self)]
-        start, self._start = self._start, 0
-        self._yielded = start
-        for batch in batches[start:]:
-            self._yielded += 1
-            yield batch
-
-    def state_dict(self) -> dict[str, Any]:
-        """``{"epoch", "batches_yielded", "seed"}``.
-
-        ``batches_yielded`` counts the batches this sampler handed out in the epoch. A
-        DataLoader with workers fetches batches ahead of the training loop, so a loop
-        that must resume at the exact step stores its own step count and passes it as
-        ``set_epoch(epoch, start_batch=...)`` (the trainer does, via
-        :class:`EpochBatchSampler`).
-        """
-        return {"epoch": self.epoch, "batches_yielded": self._yielded, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`: the next iteration continues where that one stopped."""
-        self.seed = int(state.get("seed", self.seed))
-        self.epoch = int(state["epoch"])
-        self._start = self._yielded = min(int(state.get("batches_yielded", 0)), len(self))
-
 
 class EpochBatchSampler(Sampler[list[int]]):
-    """Wraps any batch sampler to start an epoch at a given batch and cap its length.
+    """The training batch sampler: a :class:`BatchSource`'s epochs, shared out across ranks.
 
-    ``set_epoch(epoch, start_batch)`` forwards the epoch to the wrapped sampler (when it
-    has ``set_epoch``) and skips its first ``start_batch`` batches without loading them,
-    which is how a run resumed mid-epoch continues with the batches it had not seen.
-    The position is the caller's: a position restored into a wrapped
-    :class:`PKBatchSampler` by ``load_state_dict`` is reset by ``set_epoch``.
+    Rank ``r`` of ``world_size`` takes batches ``r, r + world_size, ...`` of the source's epoch:
+    disjoint shares of ``len(self) = len(source) // world_size`` batches each (the last
+    ``len(source) % world_size`` are dropped), capped at ``max_batches``.
+    ``set_epoch(epoch, start_batch)`` selects the epoch and skips this rank's first
+    ``start_batch`` batches without loading them: how a run resumed mid-epoch continues with the
+    batches it had not trained on. The position is set by the caller and is not state of its own.
 
     Args:
-        sampler: The batch sampler to wrap.
-        max_batches: Cap on batches per epoch (``None``: the sampler's length).
+        source: The batch source.
+        rank: This process's rank (default 0).
+        world_size: Number of processes (default 1).
+        max_batches: Cap on batches per epoch and rank (``None``: no cap).
+
+    Example:
+        >>> sampler = EpochBatchSampler(PKBatches([0, 0, 1, 1, 2, 2, 3, 3], 2, 2), rank=1, world_size=2)
+        >>> len(sampler), [len(batch) for batch in sampler]
+        (1, [4])
     """
 
-    def __init__(self, sampler: Sampler, max_batches: int | None = None) -> None:
-        self.sampler = sampler
-        self.max_batches = max_batches
+    def __init__(self, source: BatchSource, rank: int = 0, world_size: int = 1, max_batches: int | None = None) -> None:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world_size {world_size}")
+        if max_batches is not None and max_batches < 1:
+            raise ValueError(f"max_batches must be >= 1, got {max_batches}")
+        self.source = source
+        self.rank, self.world_size, self.max_batches = int(rank), int(world_size), max_batches
+        self.epoch = 0
         self.start = 0
 
     def __len__(self) -> int:
-        n = len(self.sampler)  # type: ignore[arg-type]
+        """Batches per epoch on this rank."""
+        n = len(self.source) // self.world_size
         return min(n, self.max_batches) if self.max_batches else n
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        if isinstance(self.sampler, PKBatchSampler):
-            self.sampler.set_epoch(epoch, start_batch=0)
-        elif hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
-        self.start = start_batch
+        """Iterate ``epoch`` from this rank's batch ``start_batch`` on."""
+        if not 0 <= start_batch <= len(self):
+            raise ValueError(f"start_batch {start_batch} outside 0..{len(self)}")
+        self.epoch, self.start = int(epoch), int(start_batch)
 
     def __iter__(self) -> Iterator[list[int]]:
-        return itertools.islice(iter(self.sampler), self.start, len(self))
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.sampler.state_dict() if hasattr(self.sampler, "state_dict") else {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if hasattr(self.sampler, "load_state_dict"):
-            self.sampler.load_state_dict(state)
+        first = self.rank + self.start * self.world_size
+        stop = self.rank + (len(self) - 1) * self.world_size + 1  # nothing after this rank's last batch is drawn
+        return itertools.islice(iter(self.source.batches(self.epoch)), first, max(stop, first), self.world_size)

@@ -5,7 +5,7 @@ ref_labels=None)`` and returning a scalar tensor. ``ref_emb``/``ref_labels``
 are an optional reference set (cross-batch memory, embeddings gathered from other
 GPUs, query-vs-reference losses); when omitted the batch is its own reference.
 Losses with learnable parameters (proxies) keep them in fp32 and report an LR
-multiplier through :attr:`MetricLoss.lr_multiplier`.
+multiplier through :attr:`MetricLoss.lr_mult`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ class MetricLoss(nn.Module):
     """Base class of dmlkit losses.
 
     Attributes:
-        lr_multiplier: Factor applied to the base learning rate for this loss's
-            own parameters (proxies, learnable margins).
+        lr_mult: Factor applied to the base learning rate for this loss's own parameters
+            (proxies, learnable margins); the losses that have such parameters take it as their
+            ``lr_mult`` argument (config key ``loss.lr_mult``).
     """
 
-    lr_multiplier: float = 1.0
+    lr_mult: float = 1.0
 
     def forward(
         self,

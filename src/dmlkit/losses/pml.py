@@ -64,7 +64,7 @@ class PMLLoss(MetricLoss):
         name: The registry name, for error messages.
         miner: A ``pytorch_metric_learning.miners`` module, or ``None`` (the loss's own
             default tuples: all pairs/triplets for pair and triplet losses).
-        lr_multiplier: LR factor of the loss's own parameters (proxies, learnable β).
+        lr_mult: LR factor of the loss's own parameters (proxies, learnable β).
         normalize_input: L2-normalise embeddings before PML sees them (for PML losses that
             normalise only some of their operands).
         supports_ref: Whether the PML loss accepts ``ref_emb``/``ref_labels``.
@@ -80,7 +80,7 @@ class PMLLoss(MetricLoss):
         loss: torch.nn.Module,
         name: str,
         miner: torch.nn.Module | None = None,
-        lr_multiplier: float = 1.0,
+        lr_mult: float = 1.0,
         normalize_input: bool = False,
         supports_ref: bool = True,
         takes_miner: bool = True,
@@ -91,7 +91,7 @@ class PMLLoss(MetricLoss):
         self.loss = loss.float()
         self.miner = miner
         self.name = name
-        self.lr_multiplier = lr_multiplier
+        self.lr_mult = lr_mult
         self.normalize_input = normalize_input
         self.supports_ref = supports_ref
         self.takes_miner = takes_miner
@@ -129,4 +129,4 @@ class PMLLoss(MetricLoss):
             return self.loss(x, labels, indices, ref, ref_labels)
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, lr_multiplier={self.lr_multiplier:g}"
+        return f"name={self.name!r}, lr_mult={self.lr_mult:g}"

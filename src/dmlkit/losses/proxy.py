@@ -1,8 +1,8 @@
 """Proxy and classification losses: Proxy-NCA, Proxy-Anchor, Normalized Softmax (SoftTriple: ``soft_triple.py``).
 
 Their proxies/class weights are fp32 parameters of the loss, trained at the loss's
-:attr:`~dmlkit.losses.base.MetricLoss.lr_multiplier` times the base LR (overridable with the
-config key ``optimizer.loss_lr_mult``). The loss is computed in fp32 with autocast disabled,
+:attr:`~dmlkit.losses.base.MetricLoss.lr_mult` times the base LR (the config key ``loss.lr_mult``;
+one name for the one multiplier). The loss is computed in fp32 with autocast disabled,
 whatever the precision of the embeddings. Labels must be ``0 .. num_classes − 1``. They take no
 reference set and no miner.
 """
@@ -32,10 +32,8 @@ def check_labels(name: str, labels: torch.Tensor, num_classes: int) -> None:
 class ProxyLoss(PMLLoss):
     """A PML proxy/classifier loss: fp32 only (PML casts its parameters to the input dtype), label check."""
 
-    def __init__(self, loss: nn.Module, name: str, num_classes: int, lr_multiplier: float) -> None:
-        super().__init__(
-            loss, name, lr_multiplier=lr_multiplier, supports_ref=False, takes_miner=False, keep_float64=False
-        )
+    def __init__(self, loss: nn.Module, name: str, num_classes: int, lr_mult: float) -> None:
+        super().__init__(loss, name, lr_mult=lr_mult, supports_ref=False, takes_miner=False, keep_float64=False)
         self.num_classes = num_classes
 
     def forward(
@@ -64,7 +62,7 @@ class ProxyNCALoss(MetricLoss):
         softmax_scale: s, multiplying the squared distances (1 in the paper; ProxyNCA++ scales
             embeddings and proxies by 3 each, i.e. s = 9).
         include_positive: Keep the true proxy in the denominator.
-        lr_multiplier: LR factor of the proxies.
+        lr_mult: LR factor of the proxies.
     """
 
     def __init__(
@@ -73,7 +71,7 @@ class ProxyNCALoss(MetricLoss):
         embedding_dim: int,
         softmax_scale: float = 1.0,
         include_positive: bool = False,
-        lr_multiplier: float = 100.0,
+        lr_mult: float = 100.0,
     ) -> None:
         super().__init__()
         self.proxies = nn.Parameter(torch.empty(num_classes, embedding_dim))
@@ -81,7 +79,7 @@ class ProxyNCALoss(MetricLoss):
         self.num_classes = num_classes
         self.softmax_scale = softmax_scale
         self.include_positive = include_positive
-        self.lr_multiplier = lr_multiplier
+        self.lr_mult = lr_mult
 
     def forward(
         self,
@@ -106,7 +104,7 @@ class ProxyNCALoss(MetricLoss):
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, softmax_scale={self.softmax_scale:g}, " + (
-            f"include_positive={self.include_positive}, lr_multiplier={self.lr_multiplier:g}"
+            f"include_positive={self.include_positive}, lr_mult={self.lr_mult:g}"
         )
 
 

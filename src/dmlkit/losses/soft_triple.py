@@ -20,8 +20,8 @@ class SoftTripleLoss(ProxyLoss):
     for thousands of classes (SOP); here only the C blocks of K×K are formed.
     """
 
-    def __init__(self, loss: losses.SoftTripleLoss, num_classes: int, tau: float, lr_multiplier: float) -> None:
-        super().__init__(loss, "soft_triple", num_classes, lr_multiplier)
+    def __init__(self, loss: losses.SoftTripleLoss, num_classes: int, tau: float, lr_mult: float) -> None:
+        super().__init__(loss, "soft_triple", num_classes, lr_mult)
         self.tau = tau
 
     def center_regularizer(self) -> torch.Tensor:

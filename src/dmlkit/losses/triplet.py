@@ -127,4 +127,4 @@ def margin(
         distance=lp_distance(True),
         reducer=reducers.DivisorReducer(),
     )
-    return PMLLoss(loss, "margin", miner=miner, lr_multiplier=lr_mult, miner_context={"normalize": True})
+    return PMLLoss(loss, "margin", miner=miner, lr_mult=lr_mult, miner_context={"normalize": True})

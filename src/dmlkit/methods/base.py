@@ -1,40 +1,67 @@
-"""The method seam: how a training method plugs into the trainer.
+"""The method seam: how a training method plugs into a run.
 
-A method owns everything a run trains besides the embedding model: the loss, extra
-heads (DVML's decoder, the intra-batch MPN), learnable proxies, memory banks, EMA
-teachers. It is an ``nn.Module`` so that its parameters are optimised, moved to the
-device and checkpointed with the model. The trainer calls, in order:
+A method owns everything a run trains besides the embedding model: the loss, extra heads
+(DVML's decoder, the intra-batch MPN), learnable proxies, EMA teachers, cluster indices. It is
+an ``nn.Module``, so that its parameters are optimised, moved to the device and checkpointed
+with the model.
 
-1. :meth:`Method.setup` once, with a :class:`MethodContext`;
-2. :meth:`Method.batch_sampler` to get the training batches (``None``: the P×K sampler);
-3. per epoch :meth:`Method.on_epoch_start` (dataset passes such as Magnet's cluster
-   index or PL-Manifold's neighbourhoods go here, through ``ctx.embed_dataset``),
-   :meth:`Method.training_step` per batch, :meth:`Method.after_step`, then
-   :meth:`Method.on_epoch_end`;
-4. :meth:`Method.embed_for_eval` to embed evaluation images (default: the model's
-   embedding; Intra-batch uses the backbone only, as at test time), and
-   :meth:`Method.eval_metrics` for metrics of its own (Magnet's cluster classifier).
+**Built in one phase.** The assembly (:mod:`dmlkit.assembly`) builds a method from its config
+section plus the values its constructor asks for by name
+(:data:`~dmlkit.facts.INJECTED_METHOD_ARGS`, never settable from the config):
 
-Extra state that is not a parameter or buffer goes through
-:meth:`Method.extra_checkpoint_state` / :meth:`Method.load_extra_checkpoint_state`.
+* ``loss`` — the run's loss, built from the ``loss`` section. A method whose constructor takes
+  no ``loss`` has a loss of its own, and a ``loss`` section in its config is an error.
+* ``model`` — the embedding model, for a method that keeps a copy of it (PL-Manifold's EMA
+  teacher). A method never stores the model itself: the trainer owns it.
+* any field of :class:`~dmlkit.facts.RunFacts` — ``num_classes``, ``class_names``,
+  ``num_examples``, ``feature_dim``, ``embedding_dim``, ``epochs``, ``eval_every``, ``seed``,
+  ``query_gallery``, ...
+
+Every parameter and buffer is created in the constructor. Restoring a run is therefore "build from
+its config and facts, load the checkpoint", the same for every method.
+
+**Batches.** A method that draws its own batches sets :attr:`Method.batch_source` in its
+constructor (a :class:`~dmlkit.data.samplers.BatchSource`); otherwise the run uses the P×K source
+over the training labels (``data.classes_per_batch`` × ``data.samples_per_class``). A method with
+``uses_labels = False`` never sees a training label, so it must bring its source.
+
+**Run-time services** (training only) are bound after construction with :meth:`Method.bind`: a
+:class:`MethodRuntime` that embeds the training set and names the folder for figures. Binding
+creates no parameter (the trainer checks).
+
+**Call order.** Training: the constructor, :meth:`bind`; then for every epoch ``e`` (from 0):
+:meth:`restore_best_before` (when it says so, the trainer reloads ``best.pt``'s weights),
+:meth:`on_epoch_start` (skipped when a run resumes in the middle of the epoch), per batch
+:meth:`training_step` and :meth:`after_step`, then :meth:`on_epoch_end`. Every evaluation embeds
+the test images with :meth:`embed_for_eval` and adds :meth:`eval_metrics`; after the final one,
+:meth:`on_train_end` gets that evaluation (figures go there). A run restored for ``dmlkit eval``
+or ``embed`` is constructed (not bound) and evaluated only.
+
+State that is not a parameter or buffer (a cluster index, neighbour lists, pseudo-labels) goes
+through :meth:`Method.extra_checkpoint_state` / :meth:`Method.load_extra_checkpoint_state`.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Sampler
 
 from dmlkit.data.base import DMLDataset
 
 if TYPE_CHECKING:
+    from dmlkit.data.samplers import BatchSource
+    from dmlkit.evaluation.evaluator import Evaluation
     from dmlkit.models.model import EmbeddingModel
+
+#: ``embed(images) -> embeddings``, as :meth:`Method.embed_for_eval` without the model.
+EmbedFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -45,60 +72,54 @@ class StepOutput:
     logs: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class MethodContext:
-    """What the trainer tells a method about the run.
+@dataclass(frozen=True)
+class MethodRuntime:
+    """The run-time services of a training run, bound to a method by :meth:`Method.bind`.
 
     Attributes:
-        train_dataset: Training set with the training transform.
-        train_dataset_eval: The same images with the evaluation transform (for dataset passes).
-        num_classes: Number of training classes.
-        embedding_dim: Size of the model's embedding.
-        feature_dim: Size of the backbone's pooled features.
-        epochs: Planned number of epochs.
-        steps_per_epoch: Optimisation steps per epoch.
-        seed: Run seed.
-        rank: This process's rank; ``world_size``: number of processes.
-        embed_dataset: ``embed_dataset(dataset, embed=None) -> (embeddings, labels)`` embeds a
-            whole dataset in eval mode, on all ranks (gathered), with ``embed(images)`` (default:
-            :meth:`Method.embed_for_eval` of the model); labels are ``None`` when hidden.
-        batch_config: P and K of the configured P×K sampler.
-        run_dir: The run directory (methods write their figures under ``run_dir/plots``).
-        query_gallery: Whether the test side is a query/gallery split (In-Shop) rather than
-            leave-one-out retrieval within one set.
-        model: The embedding model being trained (methods that keep a copy, such as an EMA
-            teacher, take it here).
+        embed_training_set: ``embed_training_set(embed=None) -> (embeddings, labels)`` embeds the
+            whole training set (evaluation transform) in eval mode on every rank (gathered), with
+            ``embed(images)`` (default: :meth:`Method.embed_for_eval` of the current model);
+            ``labels`` is ``None`` when they are hidden.
+        plots_dir: Where the method writes its figures (``RUN_DIR/plots``); ``None`` on every
+            process but the first, so that a figure is written once.
     """
 
-    train_dataset: DMLDataset
-    train_dataset_eval: DMLDataset
-    num_classes: int
-    embedding_dim: int
-    feature_dim: int
-    epochs: int
-    steps_per_epoch: int
-    seed: int
-    rank: int = 0
-    world_size: int = 1
-    embed_dataset: Callable[..., tuple[torch.Tensor, np.ndarray | None]] | None = None
-    batch_config: dict[str, int] = field(default_factory=dict)
-    run_dir: Path | None = None
-    query_gallery: bool = False
-    model: EmbeddingModel | None = None
+    embed_training_set: Callable[[EmbedFn | None], tuple[torch.Tensor, np.ndarray | None]]
+    plots_dir: Path | None = None
 
 
 class Method(nn.Module):
     """Base class of training methods; subclasses implement :meth:`training_step`."""
 
-    #: Whether the run's ``loss`` section is used (``False`` for methods with their own loss).
-    uses_loss: bool = True
-    #: Whether the method reads training labels; ``False`` (unsupervised): the trainer hands it the
-    #: training set with labels hidden, passes ``num_classes = 0`` and needs its batch sampler.
-    uses_labels: bool = True
+    #: Whether the method reads training labels; ``False`` (unsupervised): the run hands it the
+    #: training set with labels hidden, ``num_classes = 0``, and it must set :attr:`batch_source`.
+    uses_labels: ClassVar[bool] = True
+    #: The method's own training batches (set in the constructor); ``None``: the P×K source.
+    batch_source: BatchSource | None = None
 
-    def setup(self, ctx: MethodContext) -> None:
-        """Called once before training (after the model exists, before the optimiser)."""
-        self.ctx = ctx
+    def __init__(self) -> None:
+        super().__init__()
+        self.runtime: MethodRuntime | None = None
+
+    @classmethod
+    def takes_loss(cls) -> bool:
+        """Whether the constructor takes the run's ``loss`` (otherwise the method has its own)."""
+        return "loss" in inspect.signature(cls).parameters
+
+    def bind(self, runtime: MethodRuntime) -> None:
+        """Attach the services of a training run (see :class:`MethodRuntime`); creates no parameter."""
+        self.runtime = runtime
+
+    def _bound(self) -> MethodRuntime:
+        if self.runtime is None:
+            raise RuntimeError(f"{type(self).__name__} needs a training run (Method.bind) for this hook")
+        return self.runtime
+
+    @property
+    def plots_dir(self) -> Path | None:
+        """Where figures go, or ``None`` (not bound, or not the first process)."""
+        return None if self.runtime is None else self.runtime.plots_dir
 
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
         """Loss of one batch (``batch["image"]``, ``batch["index"]`` and, if supervised, ``batch["label"]``)."""
@@ -107,15 +128,19 @@ class Method(nn.Module):
     def param_groups(self, base_lr: float, lr_mult: float) -> list[dict[str, Any]]:
         """Optimiser groups for this method's own parameters.
 
-        The default gives every trainable parameter ``base_lr * lr_mult``; methods holding
-        a loss with its own multiplier (proxies) override or extend this.
+        The default gives every trainable parameter ``base_lr * lr_mult`` (``optimizer.method_lr_mult``);
+        methods holding a loss with its own multiplier (proxies) override or extend this.
         """
         params = [p for p in self.parameters() if p.requires_grad]
         return [{"params": params, "lr": base_lr * lr_mult, "name": "method"}] if params else []
 
-    def batch_sampler(self, dataset: DMLDataset, seed: int, rank: int, world_size: int) -> Sampler | None:
-        """A custom batch sampler, or ``None`` for the default P×K sampler."""
-        return None
+    def restore_best_before(self, epoch: int) -> bool:
+        """Whether the trainer restores the weights of ``best.pt`` before ``epoch`` (from 0) starts.
+
+        Model and method parameters and buffers are restored; the optimiser, the LR schedule, the
+        RNGs and :meth:`extra_checkpoint_state` go on. Default: never.
+        """
+        return False
 
     def on_epoch_start(self, epoch: int, model: EmbeddingModel) -> None:
         """Hook before each epoch (``epoch`` counts from 0)."""
@@ -124,8 +149,11 @@ class Method(nn.Module):
         """Hook after each optimiser step (EMA teacher updates go here)."""
 
     def on_epoch_end(self, epoch: int, model: EmbeddingModel) -> dict[str, float]:
-        """Hook after each epoch; returned scalars are logged."""
+        """Hook after each epoch; returned scalars are logged and printed."""
         return {}
+
+    def on_train_end(self, evaluation: Evaluation) -> None:
+        """Hook after the final evaluation, with its embeddings (figures go here)."""
 
     def embed_for_eval(self, model: EmbeddingModel, images: torch.Tensor) -> torch.Tensor:
         """The test-time embedding of ``images``."""
@@ -137,15 +165,16 @@ class Method(nn.Module):
         """Metrics of the method's own, added to the retrieval metrics of each evaluation.
 
         Args:
-            embeddings: (n, dim) test embeddings (from :meth:`embed_for_eval`).
+            embeddings: (n, dim) query embeddings (from :meth:`embed_for_eval`).
             labels: (n,) their labels, in ``dataset``'s label space.
-            dataset: The evaluated dataset (its ``class_names`` relate test to training labels).
-            final: Whether this is the evaluation after the last epoch (figures go there).
+            dataset: The evaluated query set (its ``class_names`` relate test to training labels).
+            final: Whether the model is finished: the evaluation after the last epoch, and every
+                evaluation of a restored run (``dmlkit eval``), so that both report the same keys.
         """
         return {}
 
     def extra_checkpoint_state(self) -> dict[str, Any]:
-        """State that is not a parameter or buffer (sampler bookkeeping, cluster index)."""
+        """State that is not a parameter or buffer (a cluster index, neighbour lists)."""
         return {}
 
     def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:

@@ -17,23 +17,18 @@ class MetricLossMethod(Method):
     """Train the embedding with one metric loss (every baseline of the papers' tables).
 
     Args:
-        loss: The loss module built from the run's ``loss`` section.
-        loss_lr_mult: LR multiplier of the loss's own parameters (proxies); ``None`` uses
-            the loss's :attr:`~dmlkit.losses.base.MetricLoss.lr_multiplier`.
+        loss: The loss module built from the run's ``loss`` section (supplied by the assembly).
     """
 
-    def __init__(self, loss: MetricLoss, loss_lr_mult: float | None = None) -> None:
+    def __init__(self, loss: MetricLoss) -> None:
         super().__init__()
         self.loss = loss
-        self.loss_lr_mult = loss_lr_mult
 
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
         embeddings = model(batch["image"])
         return StepOutput(self.loss(embeddings, batch["label"]))
 
     def param_groups(self, base_lr: float, lr_mult: float) -> list[dict[str, Any]]:
+        """The loss's own parameters (proxies) at the loss's ``lr_mult`` times the base LR."""
         params = [p for p in self.loss.parameters() if p.requires_grad]
-        if not params:
-            return []
-        mult = self.loss_lr_mult if self.loss_lr_mult is not None else self.loss.lr_multiplier
-        return [{"params": params, "lr": base_lr * mult, "name": "loss"}]
+        return [{"params": params, "lr": base_lr * self.loss.lr_mult, "name": "loss"}] if params else []

@@ -8,6 +8,10 @@ Layout::
     RUN_DIR/checkpoints/last.pt  latest state (resume from here)
     RUN_DIR/checkpoints/best.pt  state with the best ``eval.best_metric``
     RUN_DIR/logs/                CSV and TensorBoard logs
+    RUN_DIR/plots/               the method's figures
+
+A directory is created only once the run is assembled (a config or data error leaves none), and
+a new run never takes a directory that holds another (:func:`new_run_dir`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 import torch
 
-from dmlkit.training.checkpoint import atomic_write_json, atomic_write_text
+from dmlkit.files import atomic_write_json, atomic_write_text
 
 _PACKAGES = (
     "dmlkit",
@@ -75,6 +79,10 @@ class RunDir:
     def logs(self) -> Path:
         return self.path / "logs"
 
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
     def create(self) -> None:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -90,6 +98,33 @@ class RunDir:
 
     def write_env(self, data: dict[str, Any]) -> None:
         atomic_write_json(self.env, data)
+
+
+def new_run_dir(output_dir: str | Path, name: str) -> Path:
+    """``OUTPUT_DIR/NAME``, or ``NAME-1``, ``NAME-2``, ... when taken: a new run never reuses a directory
+    that holds files (an empty one is taken)."""
+    base = Path(output_dir) / name
+    candidate, n = base, 0
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two nested config mappings."""
+    a, b = _flatten(old), _flatten(new)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
 def _version(name: str) -> str | None:

@@ -1,19 +1,17 @@
 """The training loop, on Lightning Fabric (devices, mixed precision, DDP).
 
-One :class:`Trainer` runs one :class:`~dmlkit.config.RunConfig` into one run directory.
-The loop itself knows nothing of any particular method: it asks the method for its
-sampler, step and hooks (see :mod:`dmlkit.methods.base`).
+One :class:`Trainer` runs one config into one run directory. Everything the loop uses is
+assembled by :mod:`dmlkit.assembly` (data, model, method, batches, optimiser, evaluator); this
+module is the loop alone: epochs and steps, evaluation, checkpoints, logs and ``metrics.json``.
+It knows nothing of any particular method: it calls the method's hooks (:mod:`dmlkit.methods.base`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,99 +21,21 @@ from lightning.fabric.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dmlkit.config import RunConfig, config_to_dict, dump_yaml
-from dmlkit.data.base import DMLDataset, EvalSplit, stack_batch
-from dmlkit.data.registry import get_dataset_spec
-from dmlkit.data.samplers import EpochBatchSampler, PKBatchSampler
-from dmlkit.data.transforms import build_transforms
-from dmlkit.data.unlabeled import UnlabeledDataset
-from dmlkit.errors import ConfigError, TrainingError
-from dmlkit.evaluation.embed import embed_dataset
-from dmlkit.evaluation.evaluate import evaluate_embeddings
-from dmlkit.losses import build_loss
-from dmlkit.methods import METHODS, Method, MethodContext, TrainStep
-from dmlkit.models import build_model
-from dmlkit.models.model import EmbeddingModel
-from dmlkit.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dmlkit.training.optim import build_optimizer, build_scheduler, parameter_groups
-from dmlkit.training.run_dir import RunDir, environment_info
+from dmlkit.assembly import RunAssembly, assemble, build_fabric, check_config
+from dmlkit.config import RunConfig, config_from_dict, config_to_dict, dump_yaml, read_yaml
+from dmlkit.data.base import stack_batch
+from dmlkit.errors import ConfigError, DmlkitError, TrainingError
+from dmlkit.evaluation.evaluator import Evaluation
+from dmlkit.methods import TrainStep
+from dmlkit.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dmlkit.training.run_dir import RunDir, changed_keys, environment_info
 
 # Fabric's CSV logger appends to an existing metrics.csv (resume); its warning that old logs
 # "will be deleted" is wrong for that case.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 
-
-@dataclass
-class DataBundle:
-    """The datasets of a run, with their transforms applied."""
-
-    train: DMLDataset
-    train_eval: DMLDataset
-    test: EvalSplit
-    mode: str
-    image_size: int
-
-
-def build_eval_split(cfg: RunConfig, image_size: int | None = None, mode: str | None = None) -> EvalSplit:
-    """The test side of ``cfg.data`` with the eval transform (size and mode default to the dataset's)."""
-    spec = get_dataset_spec(cfg.data.dataset)
-    root = Path(cfg.data.root).expanduser() if cfg.data.root else None
-    size = image_size or cfg.data.image_size or spec.default_image_size
-    eval_tf = build_transforms("eval", size, mode or spec.mode, **cfg.data.transform)
-    test = spec.eval_split(root)
-    return EvalSplit(
-        test.query.with_transform(eval_tf),
-        test.gallery.with_transform(eval_tf) if test.gallery is not None else None,
-    )
-
-
-def build_data(cfg: RunConfig) -> DataBundle:
-    """Training set (train transform), the same images with the eval transform, and the test side."""
-    spec = get_dataset_spec(cfg.data.dataset)
-    root = Path(cfg.data.root).expanduser() if cfg.data.root else None
-    image_size = cfg.data.image_size or spec.default_image_size
-    train_tf = build_transforms("train", image_size, spec.mode, **cfg.data.transform)
-    eval_tf = build_transforms("eval", image_size, spec.mode, **cfg.data.transform)
-    raw_train = spec.build(root, "train")
-    test = build_eval_split(cfg, image_size, spec.mode)
-    return DataBundle(
-        raw_train.with_transform(train_tf), raw_train.with_transform(eval_tf), test, spec.mode, image_size
-    )
-
-
-def build_model_from_config(cfg: RunConfig, mode: str) -> EmbeddingModel:
-    m = cfg.model
-    return build_model(
-        backbone=m.backbone,
-        embedding_dim=m.embedding_dim,
-        pretrained=m.pretrained,
-        pooling=m.pooling,
-        normalize=m.normalize,
-        freeze_bn=m.freeze_bn,
-        in_channels=1 if mode == "L" else 3,
-        head_init=m.head_init,
-        backbone_kwargs=m.backbone_kwargs,
-        head_dropout=m.head_dropout,
-    )
-
-
-def build_method(cfg: RunConfig, num_classes: int, embedding_dim: int) -> Method:
-    """The method named in ``cfg.method``, with the loss of ``cfg.loss`` when it uses one."""
-    params = {k: v for k, v in cfg.method.items() if k != "name"}
-    factory = METHODS.get(cfg.method["name"], key="method.name")
-    loss = None
-    if getattr(factory, "uses_loss", True):
-        loss_params = {k: v for k, v in cfg.loss.items() if k != "name"}
-        loss = build_loss(cfg.loss["name"], loss_params, embedding_dim=embedding_dim, num_classes=num_classes)
-    return METHODS.build(
-        cfg.method["name"],
-        params,
-        key="method",
-        loss=loss,
-        loss_lr_mult=cfg.optimizer.loss_lr_mult,
-        num_classes=num_classes,
-        embedding_dim=embedding_dim,
-    )
+#: Keys that may differ between a run's saved config and the config it is resumed with.
+RESUMABLE_CHANGES = ("trainer.epochs", "trainer.progress_bar", "trainer.threads", "data.num_workers")
 
 
 def _format_metrics(metrics: dict[str, Any]) -> str:
@@ -126,99 +46,64 @@ class Trainer:
     """Train and evaluate one run.
 
     Args:
-        cfg: The resolved configuration.
-        run_dir: Where config, logs, checkpoints and metrics go.
-        resume: Continue from ``run_dir/checkpoints/last.pt`` (model, method, optimiser,
-            scheduler, sampler position and RNG state).
+        cfg: The run's config; checked and resolved by :func:`~dmlkit.assembly.check_config` here,
+            before anything is created.
+        run_dir: Where config, logs, checkpoints, figures and metrics go. Created once the run is
+            assembled; it must not hold another run unless ``resume``.
+        resume: Continue from ``run_dir/checkpoints/last.pt`` (model, method, optimiser, schedule,
+            position in the epoch, RNG state); only :data:`RESUMABLE_CHANGES` may differ from the
+            saved config.
         fabric: An existing Fabric (tests); by default one is built from ``cfg.trainer``.
     """
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False, fabric: Fabric | None = None):
-        self.cfg = cfg
+        self.cfg = check_config(cfg)
         self.run = RunDir(Path(run_dir))
         self.resume = resume
-        t = cfg.trainer
-        if t.threads:
-            torch.set_num_threads(t.threads)
-        self.run.create()
-        self.fabric = fabric or Fabric(
-            accelerator=t.accelerator,
-            devices=t.devices,
-            precision=t.precision,
-            strategy=t.strategy,
+        self._check_run_dir()
+        if self.cfg.trainer.threads:
+            torch.set_num_threads(self.cfg.trainer.threads)
+        self.fabric = fabric or build_fabric(
+            self.cfg.trainer,
             loggers=[
                 CSVLogger(str(self.run.logs), name="csv", version=""),
                 TensorBoardLogger(str(self.run.logs), name="tensorboard", version=""),
             ],
         )
 
+    def _check_run_dir(self) -> None:
+        if not self.resume:
+            if self.run.last.exists():
+                raise DmlkitError(
+                    f"run directory {self.run.path} already holds a run ({self.run.last} exists): resume it "
+                    "(--resume) or choose another directory"
+                )
+            return
+        if not self.run.last.is_file():
+            raise DmlkitError(f"--resume: no checkpoint to resume at {self.run.last}")
+        saved = check_config(config_from_dict(read_yaml(self.run.config)))
+        bad = [k for k in changed_keys(config_to_dict(saved), config_to_dict(self.cfg)) if k not in RESUMABLE_CHANGES]
+        if bad:
+            raise DmlkitError(
+                f"--resume: the config differs from the one saved in {self.run.config} at {', '.join(bad)}; "
+                f"only {', '.join(RESUMABLE_CHANGES)} may change when resuming"
+            )
+
     # ----------------------------------------------------------------- set-up
     def _setup(self) -> None:
         cfg, fabric = self.cfg, self.fabric
         fabric.launch()
         fabric.seed_everything(cfg.seed, verbose=False)
-        self.data = build_data(cfg)
-        self.model = build_model_from_config(cfg, self.data.mode)
-        self.supervised = getattr(METHODS.get(cfg.method["name"], key="method.name"), "uses_labels", True)
-        if not self.supervised:  # the method never sees a training label (reading one raises)
-            self.data = replace(
-                self.data, train=UnlabeledDataset(self.data.train), train_eval=UnlabeledDataset(self.data.train_eval)
-            )
-        self.num_classes = self.data.train.num_classes if self.supervised else 0
-        self.method = build_method(cfg, self.num_classes, self.model.embedding_dim)
-        world, rank = fabric.world_size, fabric.global_rank
-
-        sampler = self.method.batch_sampler(self.data.train, cfg.seed, rank, world)
-        if sampler is None and not self.supervised:
-            raise ConfigError(f"method {cfg.method['name']!r} is unsupervised but supplies no batch sampler")
-        if sampler is None:
-            sampler = PKBatchSampler(
-                self.data.train.labels,
-                classes_per_batch=cfg.data.classes_per_batch,
-                samples_per_class=cfg.data.samples_per_class,
-                seed=cfg.seed,
-                rank=rank,
-                world_size=world,
-                skip_singletons=cfg.data.skip_singleton_classes,
-                class_names=self.data.train.class_names,
-            )
-        self.sampler = EpochBatchSampler(sampler, cfg.trainer.max_steps_per_epoch)
+        self.parts: RunAssembly = assemble(cfg, fabric, self.run.plots)
+        self.model, self.method, self.sampler = self.parts.model, self.parts.method, self.parts.sampler
         self.steps_per_epoch = len(self.sampler)
-        if self.steps_per_epoch < 1:
-            raise ConfigError("the training sampler yields no batch: check data.classes_per_batch/samples_per_class")
-
-        self.method.setup(
-            MethodContext(
-                train_dataset=self.data.train,
-                train_dataset_eval=self.data.train_eval,
-                num_classes=self.num_classes,
-                embedding_dim=self.model.embedding_dim,
-                feature_dim=self.model.feature_dim,
-                epochs=cfg.trainer.epochs,
-                steps_per_epoch=self.steps_per_epoch,
-                seed=cfg.seed,
-                rank=rank,
-                world_size=world,
-                embed_dataset=self._embed_dataset,
-                batch_config={
-                    "classes_per_batch": cfg.data.classes_per_batch,
-                    "samples_per_class": cfg.data.samples_per_class,
-                },
-                run_dir=self.run.path,
-                query_gallery=self.data.test.gallery is not None,
-                model=self.model,
-            )
-        )
-        groups = parameter_groups(cfg.optimizer, self.model, self.method)
-        optimizer = build_optimizer(cfg.optimizer, groups)
-        self.step_module, self.optimizer = fabric.setup(TrainStep(self.model, self.method), optimizer)
-        self.scheduler = build_scheduler(cfg.scheduler, self.optimizer, self.steps_per_epoch, cfg.trainer.epochs)
-        self._check_reload_best()
+        self.step_module, self.optimizer = fabric.setup(TrainStep(self.model, self.method), self.parts.optimizer)
+        self.scheduler = self.parts.scheduler
         # A private generator for the loader's worker seeds, reseeded every epoch, so that creating
         # an iterator never draws from the global RNG (which the transforms use when num_workers=0).
         self.loader_generator = torch.Generator()
         self.loader = DataLoader(
-            self.data.train,
+            self.parts.data.train,
             batch_sampler=self.sampler,
             num_workers=cfg.data.num_workers,
             collate_fn=stack_batch,
@@ -226,9 +111,8 @@ class Trainer:
             generator=self.loader_generator,
         )
         # Not fabric.setup_dataloaders: its wrapper calls set_epoch(<number of iterations>) on the batch
-        # sampler, which would override the epoch and start position of a resumed run. The P×K sampler
-        # shards batches across ranks itself; batches are moved to the device in the loop.
-
+        # sampler, which would override the epoch and start position of a resumed run. The epoch
+        # sampler shards batches across ranks itself; batches are moved to the device in the loop.
         self.epoch = 0
         self.batch_in_epoch = 0
         self.global_step = 0
@@ -238,82 +122,22 @@ class Trainer:
         self.reloads: list[dict[str, int]] = []
         self.train_time = 0.0
 
-    def _check_reload_best(self) -> None:
-        """``scheduler.reload_best_at`` needs an evaluation (hence a ``best.pt``) before its first epoch."""
-        cfg = self.cfg
-        at = cfg.scheduler.reload_best_at
-        if any(not isinstance(e, int) or isinstance(e, bool) or not 2 <= e <= cfg.trainer.epochs for e in at):
-            raise ConfigError(
-                f"config key 'scheduler.reload_best_at': expected epoch numbers in 2..{cfg.trainer.epochs} "
-                f"(trainer.epochs), got {at}"
-            )
-        if at and min(at) - 1 < cfg.trainer.eval_every:
-            raise ConfigError(
-                f"config key 'scheduler.reload_best_at': epoch {min(at)} comes before the first evaluation "
-                f"(trainer.eval_every={cfg.trainer.eval_every}), so there is no best checkpoint to reload"
-            )
-        if at:
-            self._print(
-                f"scheduler.reload_best_at={at}: the weights are reloaded from best.pt, which is selected on the "
-                "evaluation split (the reference's schedule; its figures select on the test set)"
-            )
-
     # ------------------------------------------------------------ evaluation
-    def _embed_dataset(
-        self, dataset: DMLDataset, embed: Callable[[torch.Tensor], torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, Any]:
-        fabric = self.fabric
-        was_training = self.model.training
-        self.model.eval()
-        self.method.eval()
-        try:
-            with fabric.autocast(), warnings.catch_warnings():
-                # Lightning's all_gather calls a torch function that torch now marks deprecated
-                warnings.filterwarnings("ignore", message=r".*all_gather is deprecated")
-                return embed_dataset(
-                    embed or (lambda images: self.method.embed_for_eval(self.model, images)),
-                    dataset,
-                    batch_size=self.cfg.data.eval_batch_size,
-                    num_workers=self.cfg.data.num_workers,
-                    device=fabric.device,
-                    rank=fabric.global_rank,
-                    world_size=fabric.world_size,
-                    gather=fabric.all_gather,
-                )
-        finally:
-            self.model.train(was_training)
-            self.method.train(was_training)
-
-    def evaluate(self, final: bool = False) -> dict[str, float]:
-        """Zero-shot retrieval and clustering metrics on the test side (``final``: after the last epoch)."""
-        e = self.cfg.eval
-        test = self.data.test
-        q_emb, q_lab = self._embed_dataset(test.query)
-        g_emb, g_lab = (None, None) if test.gallery is None else self._embed_dataset(test.gallery)
-        report = evaluate_embeddings(
-            q_emb,
-            q_lab,
-            g_emb,
-            g_lab,
-            recall_at=tuple(e.recall_at),
-            metrics=tuple(e.metrics),
-            metric=e.distance,
-            seed=self.cfg.seed,
-            backend=e.backend,
-        )
-        metrics = {k: float(v) for k, v in report.metrics.items()}
-        metrics.update({k: float(v) for k, v in self.method.eval_metrics(q_emb, q_lab, test.query, final).items()})
-        return metrics
+    def evaluate(self, final: bool = False) -> Evaluation:
+        """Zero-shot retrieval, clustering and the method's metrics on the test side."""
+        return self.parts.evaluator(final=final)
 
     # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
         return {
+            "format": CHECKPOINT_FORMAT,
+            "config": config_to_dict(self.cfg),
+            "facts": self.parts.facts.to_dict(),
             "model": self.model.state_dict(),
             "method": self.method.state_dict(),
             "method_extra": self.method.extra_checkpoint_state(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "sampler": self.sampler.state_dict(),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "global_step": self.global_step,
@@ -323,8 +147,6 @@ class Trainer:
             "reloads": self.reloads,
             "train_time": self.train_time,
             "rng": rng_state(),
-            "config": config_to_dict(self.cfg),
-            "num_classes": self.num_classes,
         }
 
     def _save(self, path: Path) -> None:
@@ -334,21 +156,35 @@ class Trainer:
 
     def _load(self, path: Path) -> None:
         state = load_checkpoint(path)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise DmlkitError(
+                f"--resume: {path} was written by another version of dmlkit (format {state.get('format')!r})"
+            )
         self.model.load_state_dict(state["model"])
         self.method.load_state_dict(state["method"])
-        self.method.load_extra_checkpoint_state(state.get("method_extra", {}))
+        self.method.load_extra_checkpoint_state(state["method_extra"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.sampler.load_state_dict(state["sampler"])
         self.epoch = state["epoch"]
         self.batch_in_epoch = state["batch_in_epoch"]
         self.global_step = state["global_step"]
         self.history = state["history"]
         self.untrained = state["untrained"]
         self.best = state["best"]
-        self.reloads = state.get("reloads", [])
+        self.reloads = state["reloads"]
         self.train_time = state["train_time"]
         set_rng_state(state["rng"])
+
+    def _reload_best(self) -> None:
+        """Restore the model and method weights of ``best.pt`` (the rest of the state goes on)."""
+        state = load_checkpoint(self.run.best)
+        self.model.load_state_dict(state["model"])
+        self.method.load_state_dict(state["method"])
+        self.reloads.append({"epoch": self.epoch + 1, "from_epoch": state["epoch"]})
+        self._print(
+            f"epoch {self.epoch + 1}: reloaded the weights of best.pt (epoch {state['epoch']}), which is "
+            "selected on the evaluation split"
+        )
 
     def _metrics(self, status: str, error: str | None = None) -> dict[str, Any]:
         """``metrics.json``'s content (every rank holds it)."""
@@ -371,15 +207,6 @@ class Trainer:
     def _write_metrics(self, status: str, error: str | None = None) -> None:
         if self.fabric.is_global_zero:
             self.run.write_metrics(self._metrics(status, error))
-
-    def _reload_best(self) -> None:
-        """Restore the model and method weights of ``best.pt`` (optimiser, schedule and RNG go on)."""
-        state = load_checkpoint(self.run.best)
-        self.model.load_state_dict(state["model"])
-        self.method.load_state_dict(state["method"])
-        self.method.load_extra_checkpoint_state(state.get("method_extra", {}))
-        self.reloads.append({"epoch": self.epoch + 1, "from_epoch": state["epoch"]})
-        self._print(f"epoch {self.epoch + 1}: reloaded the weights of the best epoch so far ({state['epoch']})")
 
     # ------------------------------------------------------------------ loop
     def _progress(self, total: int, initial: int) -> tqdm | None:
@@ -451,8 +278,9 @@ class Trainer:
         self.train_time += time.perf_counter() - t0
         return sum(losses) / max(len(losses), 1)
 
-    def _record_eval(self, epoch_loss: float | None) -> dict[str, float]:
-        metrics = self.evaluate(final=self.epoch >= self.cfg.trainer.epochs)
+    def _record_eval(self, epoch_loss: float | None) -> Evaluation:
+        evaluation = self.evaluate(final=self.epoch >= self.cfg.trainer.epochs)
+        metrics = evaluation.metrics
         entry = {"epoch": self.epoch, "step": self.global_step, "metrics": metrics}
         if epoch_loss is not None:
             entry["train_loss"] = epoch_loss
@@ -466,26 +294,33 @@ class Trainer:
         if self.best is None or metrics[key] > self.best["metrics"][key]:
             self.best = {"epoch": self.epoch, "step": self.global_step, "metrics": metrics}
             self._save(self.run.best)
-        return metrics
+        return evaluation
+
+    def _start_run_dir(self) -> None:
+        """Create the run directory and record the config and the environment (first process)."""
+        self.run.create()
+        if self.fabric.is_global_zero:
+            cfg = self.cfg
+            self.run.write_config(dump_yaml(config_to_dict(cfg)))
+            env = environment_info(cfg.seed, self.fabric.device, self.fabric.world_size, cfg.trainer.precision)
+            env["model"] = getattr(self.model, "spec", None)  # resolved backbone, weights origin, notes
+            self.run.write_env(env)
 
     def fit(self) -> dict[str, Any]:
         """Train (or resume), evaluating every ``eval_every`` epochs; returns ``metrics.json``'s content."""
         self._setup()
         cfg, fabric = self.cfg, self.fabric
-        if fabric.is_global_zero:
-            self.run.write_config(dump_yaml(config_to_dict(cfg)))
-            env = environment_info(cfg.seed, fabric.device, fabric.world_size, cfg.trainer.precision)
-            env["model"] = getattr(self.model, "spec", None)  # resolved backbone, weights origin, notes
-            self.run.write_env(env)
+        self._start_run_dir()
         if self.resume:
             self._load(self.run.last)
             self._print(f"resumed from {self.run.last} at epoch {self.epoch + 1}, step {self.batch_in_epoch}")
         elif cfg.eval.untrained:
-            self.untrained = self.evaluate()
+            self.untrained = self.evaluate().metrics
             self._print(f"untrained: {_format_metrics(self.untrained)}")
         try:
+            final: Evaluation | None = None
             while self.epoch < cfg.trainer.epochs:
-                if self.batch_in_epoch == 0 and self.epoch + 1 in cfg.scheduler.reload_best_at:
+                if self.batch_in_epoch == 0 and self.method.restore_best_before(self.epoch):
                     self._reload_best()
                 epoch_loss = self._train_epoch()
                 self.epoch += 1
@@ -497,12 +332,17 @@ class Trainer:
                 if summary:
                     line += "  " + _format_metrics(summary)
                 if self.epoch % cfg.trainer.eval_every == 0 or self.epoch == cfg.trainer.epochs:
-                    line += "  " + _format_metrics(self._record_eval(epoch_loss))
+                    final = self._record_eval(epoch_loss)
+                    line += "  " + _format_metrics(final.metrics)
                 self._save(self.run.last)
                 self._write_metrics("running")
                 self._print(line)
-        except TrainingError as exc:
-            self._write_metrics("failed", str(exc))
+            if final is not None:
+                self.method.on_train_end(final)
+        except Exception as exc:  # a non-finite loss (TrainingError) or a crash: the record says so
+            self._write_metrics(
+                "failed", f"{type(exc).__name__}: {exc}" if not isinstance(exc, TrainingError) else str(exc)
+            )
             raise
         except KeyboardInterrupt:
             self._write_metrics("interrupted")
@@ -515,18 +355,3 @@ class Trainer:
     def _print(self, text: str) -> None:
         if self.fabric.is_global_zero:
             print(text, flush=True)
-
-
-def format_table(metrics: dict[str, Any]) -> str:
-    """A text table of untrained, final and best metrics from ``metrics.json``'s content."""
-    rows = [("untrained", metrics.get("untrained")), ("final", metrics.get("test"))]
-    if metrics.get("best"):
-        rows.append((f"best (epoch {metrics['best']['epoch']})", metrics["best"]["metrics"]))
-    keys = [k for k in (metrics.get("test") or metrics.get("untrained") or {})]
-    width = max(len(r[0]) for r in rows)
-    lines = [" " * width + " | " + " | ".join(f"{k:>11}" for k in keys)]
-    lines.append("-" * len(lines[0]))
-    for name, values in rows:
-        if values:
-            lines.append(f"{name:<{width}} | " + " | ".join(f"{values.get(k, math.nan):>11.4f}" for k in keys))
-    return "\n".join(lines)

@@ -15,7 +15,8 @@ always detached (``detach_target``). z_I and ẑ go through the model's configur
 (``model.normalize``) before L_m: L2-normalised for Triplet / Triplet2+DWS, raw for N-pair.
 L_m(ẑ) averages over the T synthetic batches (``synthetic_in_loss: all``) or uses the first only.
 
-At the end of training the run directory gets ``plots/tsne_test.png`` (Barnes-Hut t-SNE of test
+After the final evaluation (:meth:`~dmlkit.methods.base.Method.on_train_end`) the run directory gets
+``plots/tsne_test.png`` (Barnes-Hut t-SNE of test
 embeddings of up to ``tsne_classes`` classes; the paper's Fig. 4) and ``plots/tsne_centred.png``
 (the same embeddings minus their class centre, the "central latent space" of Fig. 1).
 """
@@ -28,17 +29,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
 from dmlkit.losses import validate
 from dmlkit.losses.base import MetricLoss
-from dmlkit.methods.base import MethodContext, StepOutput
+from dmlkit.methods.base import StepOutput
 from dmlkit.methods.dvml.modules import Decoder, VariationalHead, kl_to_standard_normal, reconstruction_loss
 from dmlkit.methods.metric_loss import MetricLossMethod
 from dmlkit.methods.registry import METHODS
 from dmlkit.visualization import plot_distribution, tsne_2d
 
 if TYPE_CHECKING:
+    from dmlkit.evaluation.evaluator import Evaluation
     from dmlkit.models.model import EmbeddingModel
 
 PHASE1_LAMBDAS = (1.0, 1.0, 0.1, 1.0)
@@ -60,8 +61,8 @@ class DVMLMethod(MetricLossMethod):
     """DVML around the run's base loss (``loss`` section).
 
     Args:
-        loss: The base metric loss L_m (built by the trainer from ``loss``).
-        loss_lr_mult: LR multiplier of the base loss's own parameters (proxies), if any.
+        loss: The base metric loss L_m (the ``loss`` section; supplied by the assembly).
+        feature_dim, embedding_dim, epochs, seed: Facts of the run (supplied by the assembly).
         num_samples: T, synthesised samples per example (20).
         phase1_epochs: Epochs of phase 1; ``None`` (default) takes ``round(phase1_fraction × epochs)``.
         phase1_fraction: Fraction of the run in phase 1 when ``phase1_epochs`` is not given (0.25).
@@ -80,7 +81,10 @@ class DVMLMethod(MetricLossMethod):
     def __init__(
         self,
         loss: MetricLoss,
-        loss_lr_mult: float | None = None,
+        feature_dim: int,
+        embedding_dim: int,
+        epochs: int,
+        seed: int = 0,
         num_samples: int = 20,
         phase1_epochs: int | None = None,
         phase1_fraction: float = 0.25,
@@ -95,7 +99,7 @@ class DVMLMethod(MetricLossMethod):
         tsne_classes: int = 10,
         tsne_points: int = 2000,
     ) -> None:
-        super().__init__(loss, loss_lr_mult)
+        super().__init__(loss)
         validate.positive_int("method.num_samples", num_samples)
         if phase1_epochs is not None:
             validate.non_negative_int("method.phase1_epochs", phase1_epochs)
@@ -110,25 +114,18 @@ class DVMLMethod(MetricLossMethod):
                 f"config key 'method.synthetic_in_loss': expected 'all' or 'first', got {synthetic_in_loss!r}"
             )
         self.num_samples = num_samples
-        self.phase1_epochs_arg = phase1_epochs
-        self.phase1_fraction = float(phase1_fraction)
+        self.epochs, self.seed = int(epochs), int(seed)
+        self.phase1_epochs = phase1_epochs if phase1_epochs is not None else round(float(phase1_fraction) * epochs)
         self.lambdas = {1: _lambdas("phase1_lambdas", phase1_lambdas), 2: _lambdas("phase2_lambdas", phase2_lambdas)}
         self.reconstruction = reconstruction
         self.detach_target = bool(detach_target)
         self.synthetic_in_loss = synthetic_in_loss
-        self.decoder_hidden = decoder_hidden
-        self.logvar_clamp = float(logvar_clamp)
         self.tsne, self.tsne_classes, self.tsne_points = bool(tsne), int(tsne_classes), int(tsne_points)
-        self.epoch = 0  # the current epoch; after the last one, ctx.epochs
+        self.variational = VariationalHead(feature_dim, embedding_dim, float(logvar_clamp))
+        self.decoder = Decoder(embedding_dim, feature_dim, decoder_hidden)
+        self.epoch = 0  # the current epoch; after the last one, ``epochs``
 
     # ------------------------------------------------------------------ set-up
-    def setup(self, ctx: MethodContext) -> None:
-        super().setup(ctx)
-        self.variational = VariationalHead(ctx.feature_dim, ctx.embedding_dim, self.logvar_clamp)
-        self.decoder = Decoder(ctx.embedding_dim, ctx.feature_dim, self.decoder_hidden)
-        self.phase1_epochs = (
-            self.phase1_epochs_arg if self.phase1_epochs_arg is not None else round(self.phase1_fraction * ctx.epochs)
-        )
 
     def param_groups(self, base_lr: float, lr_mult: float) -> list[dict[str, Any]]:
         heads = list(self.variational.parameters()) + list(self.decoder.parameters())
@@ -171,37 +168,36 @@ class DVMLMethod(MetricLossMethod):
     def on_epoch_end(self, epoch: int, model: EmbeddingModel) -> dict[str, float]:
         summary = {"phase": float(self.phase)}
         self.epoch = epoch + 1
-        if self.epoch == self.phase1_epochs and self.phase1_epochs < self.ctx.epochs:
+        if self.epoch == self.phase1_epochs and self.phase1_epochs < self.epochs:
             summary["phase2_from_epoch"] = float(self.phase1_epochs + 1)
         return summary
 
-    # ------------------------------------------------------------- evaluation
-    def eval_metrics(
-        self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset, final: bool = False
-    ) -> dict[str, float]:
-        """No extra metric; at the final evaluation, writes the t-SNE figures (rank 0)."""
-        if final and self.tsne and self.ctx.rank == 0 and self.ctx.run_dir is not None:
-            self._plot_tsne(embeddings.float().cpu().numpy(), np.asarray(labels), dataset.class_names)
-        return {}
+    # ------------------------------------------------------------- figures
+    def on_train_end(self, evaluation: Evaluation) -> None:
+        """The t-SNE figures of the final test embeddings (first process only)."""
+        if self.tsne and self.plots_dir is not None:
+            self._plot_tsne(
+                evaluation.embeddings.float().cpu().numpy(), evaluation.labels, evaluation.dataset.class_names
+            )
 
     def _plot_tsne(self, emb: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> None:
         classes = np.unique(labels)[: self.tsne_classes]
         keep = np.flatnonzero(np.isin(labels, classes))
         if len(keep) > self.tsne_points:
-            keep = np.sort(np.random.default_rng(self.ctx.seed).choice(keep, self.tsne_points, replace=False))
+            keep = np.sort(np.random.default_rng(self.seed).choice(keep, self.tsne_points, replace=False))
         x, y = emb[keep], labels[keep]
         if len(x) < 5:
             return
         centres = {c: x[y == c].mean(0) for c in np.unique(y)}
         centred = x - np.stack([centres[c] for c in y])
-        plots = self.ctx.run_dir / "plots"
+        plots = self.plots_dir
         what = f"{len(x)} test embeddings z_I of {len(np.unique(y))} classes"
         plot_distribution(
-            plots / "tsne_test.png", tsne_2d(x, self.ctx.seed), y, title=f"t-SNE: {what}", class_names=class_names
+            plots / "tsne_test.png", tsne_2d(x, self.seed), y, title=f"t-SNE: {what}", class_names=class_names
         )
         plot_distribution(
             plots / "tsne_centred.png",
-            tsne_2d(centred, self.ctx.seed),
+            tsne_2d(centred, self.seed),
             y,
             title=f"t-SNE of the central latent space: {what} minus their class centre",
             class_names=class_names,
@@ -209,9 +205,8 @@ class DVMLMethod(MetricLossMethod):
 
     # ------------------------------------------------------------- checkpoint
     def extra_checkpoint_state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "phase1_epochs": self.phase1_epochs}
+        """The epoch counter (a run resumed mid-epoch gets no ``on_epoch_start``); the phase length is derived."""
+        return {"epoch": self.epoch}
 
     def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
         self.epoch = int(state.get("epoch", 0))
-        if "phase1_epochs" in state and self.phase1_epochs_arg is None:
-            self.phase1_epochs = int(state["phase1_epochs"])

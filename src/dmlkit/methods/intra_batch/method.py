@@ -8,10 +8,17 @@ The loss is the sum of the label-smoothed (ε), temperature-scaled (T) cross-ent
 MPN loss reaches the backbone through fc7; at test time the MPN is not used (the default
 ``embed_for_eval``: the model's normalised fc7). Configure ``model.normalize: true`` and, as the paper,
 ``model.pooling: max``.
+
+The reference's schedule is an option (``reload_best_at``): before the named epochs the trainer restores
+the weights of ``best.pt`` (:meth:`~dmlkit.methods.base.Method.restore_best_before`); with
+``scheduler: {name: multistep, milestones: [30]}`` this is "reload the best and set LR = base/10 at
+epochs 31 and 51". ``best.pt`` is selected on the evaluation split, so figures from this schedule
+select on the test set; it is for reproducing the reference only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,13 +31,14 @@ from dmlkit.errors import ConfigError
 from dmlkit.evaluation.evaluate import evaluate_embeddings
 from dmlkit.evaluation.knn import exact_knn
 from dmlkit.losses import validate
-from dmlkit.methods.base import Method, MethodContext, StepOutput
+from dmlkit.methods.base import Method, StepOutput
 from dmlkit.methods.intra_batch.mpn import NORMALISATIONS, MessagePassingNetwork, smoothed_cross_entropy
 from dmlkit.methods.intra_batch.refinement import refine_embeddings
 from dmlkit.methods.registry import METHODS
 from dmlkit.visualization import plot_retrieval
 
 if TYPE_CHECKING:
+    from dmlkit.evaluation.evaluator import Evaluation
     from dmlkit.models.model import EmbeddingModel
 
 
@@ -39,8 +47,9 @@ class IntraBatchMethod(Method):
     """Backbone cross-entropy plus MPN cross-entropy over the batch graph.
 
     Args:
-        num_classes: Training classes (supplied by the trainer).
-        embedding_dim: fc7 size (supplied by the trainer).
+        num_classes: Training classes (supplied by the assembly).
+        embedding_dim: fc7 size (supplied by the assembly).
+        epochs, eval_every, query_gallery, seed: Facts of the run (supplied by the assembly).
         layers, heads, ff_dim, dropout, concat, attention: The MPN (see
             :class:`~dmlkit.methods.intra_batch.mpn.MessagePassingNetwork`; ``attention`` is its
             normalisation, ``extra_zero`` or ``softmax``).
@@ -54,14 +63,19 @@ class IntraBatchMethod(Method):
         retrieval_figure: After the last epoch, write ``plots/retrieval.png``: ``figure_queries``
             random test queries with their ``figure_neighbours`` nearest test images (backbone
             embedding, the query left out), correct ones framed green, wrong ones red.
+        reload_best_at: 1-based epoch numbers before which the weights of ``best.pt`` are restored
+            (empty by default; the reference: ``[31, 51]``, see the module docstring). Each must be
+            in ``2..epochs`` and come after an evaluation (``trainer.eval_every``).
     """
-
-    uses_loss = False
 
     def __init__(
         self,
         num_classes: int,
         embedding_dim: int,
+        epochs: int = 1,
+        eval_every: int = 1,
+        query_gallery: bool = False,
+        seed: int = 0,
         layers: int = 1,
         heads: int = 2,
         ff_dim: int | None = None,
@@ -77,6 +91,7 @@ class IntraBatchMethod(Method):
         retrieval_figure: bool = True,
         figure_queries: int = 6,
         figure_neighbours: int = 5,
+        reload_best_at: Sequence[int] = (),
     ) -> None:
         super().__init__()
         validate.positive_int("method.layers", layers)
@@ -98,6 +113,13 @@ class IntraBatchMethod(Method):
                 f"config key 'method.refinement_group': at most refinement_k1 + 1 = {refinement_k1 + 1}, "
                 f"got {refinement_group}"
             )
+        if test_refinement and query_gallery:
+            raise ConfigError(
+                "config key 'method.test_refinement': implemented for leave-one-out test sets (CUB, Cars, SOP, "
+                "Omniglot, MNIST), not for a query/gallery split such as In-Shop's"
+            )
+        self.reload_best_at = _reload_epochs(reload_best_at, epochs, eval_every)
+        self.seed = int(seed)
         self.classifier = nn.Linear(embedding_dim, num_classes)
         self.mpn = MessagePassingNetwork(embedding_dim, num_classes, layers, heads, ff_dim, dropout, concat, attention)
         self.temperature = float(temperature)
@@ -108,15 +130,8 @@ class IntraBatchMethod(Method):
         self.retrieval_figure = bool(retrieval_figure)
         self.figure_queries, self.figure_neighbours = int(figure_queries), int(figure_neighbours)
 
-    def setup(self, ctx: MethodContext) -> None:
-        super().setup(ctx)
-        if ctx.embedding_dim != self.classifier.in_features:
-            raise ConfigError("method 'intra_batch' was built for another embedding size")
-        if self.test_refinement and ctx.query_gallery:
-            raise ConfigError(
-                "config key 'method.test_refinement': implemented for leave-one-out test sets (CUB, Cars, SOP, "
-                "Omniglot, MNIST), not for a query/gallery split such as In-Shop's"
-            )
+    def restore_best_before(self, epoch: int) -> bool:
+        return epoch + 1 in self.reload_best_at
 
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
         labels = batch["label"]
@@ -133,33 +148,50 @@ class IntraBatchMethod(Method):
     def eval_metrics(
         self, embeddings: torch.Tensor, labels: Any, dataset: DMLDataset, final: bool = False
     ) -> dict[str, float]:
-        """After the last epoch: the refined metrics if asked for, and the retrieval figure (rank 0)."""
-        metrics: dict[str, float] = {}
-        if final and self.test_refinement:
-            if len(embeddings) <= self.refinement_k1:
-                raise ConfigError(
-                    f"config key 'method.refinement_k1': {self.refinement_k1} needs more than that many test "
-                    f"images, the test set has {len(embeddings)}"
-                )
-            refined = refine_embeddings(self.mpn, embeddings, self.refinement_k1, self.refinement_group)
-            report = evaluate_embeddings(refined, labels, recall_at=(1, 2, 4, 8), metrics=("recall", "map@r"))
-            metrics = {f"refined_{k}": float(v) for k, v in report.metrics.items()}
-        writes = final and self.ctx.rank == 0 and self.ctx.run_dir is not None
-        if writes and self.retrieval_figure and len(embeddings) > self.figure_neighbours:
-            self._plot_retrieval(embeddings, np.asarray(labels), dataset)
-        return metrics
+        """For a finished model: the metrics of the MPN-refined embeddings, if asked for."""
+        if not (final and self.test_refinement):
+            return {}
+        if len(embeddings) <= self.refinement_k1:
+            raise ConfigError(
+                f"config key 'method.refinement_k1': {self.refinement_k1} needs more than that many test "
+                f"images, the test set has {len(embeddings)}"
+            )
+        refined = refine_embeddings(self.mpn, embeddings, self.refinement_k1, self.refinement_group)
+        report = evaluate_embeddings(refined, labels, recall_at=(1, 2, 4, 8), metrics=("recall", "map@r"))
+        return {f"refined_{k}": float(v) for k, v in report.metrics.items()}
+
+    def on_train_end(self, evaluation: Evaluation) -> None:
+        """The retrieval figure of the final test embeddings (first process only)."""
+        if self.retrieval_figure and self.plots_dir is not None and len(evaluation.embeddings) > self.figure_neighbours:
+            self._plot_retrieval(evaluation.embeddings, evaluation.labels, evaluation.dataset)
 
     def _plot_retrieval(self, embeddings: torch.Tensor, labels: np.ndarray, dataset: DMLDataset) -> None:
-        rng = np.random.default_rng(self.ctx.seed)
+        rng = np.random.default_rng(self.seed)
         queries = np.sort(rng.choice(len(labels), min(self.figure_queries, len(labels)), replace=False))
         k = self.figure_neighbours
         _, idx = exact_knn(embeddings[torch.as_tensor(queries, device=embeddings.device)], embeddings, k + 1)
         idx = idx.cpu().numpy()
         neighbours = np.stack([row[row != q][:k] for row, q in zip(idx, queries, strict=True)])
         plot_retrieval(
-            self.ctx.run_dir / "plots" / "retrieval.png",
+            self.plots_dir / "retrieval.png",
             [dataset.load_image(int(q)) for q in queries],
             [[dataset.load_image(int(j)) for j in row] for row in neighbours],
             labels[neighbours] == labels[queries][:, None],
             title=f"{len(queries)} random test queries and their {k} nearest neighbours (green: same class)",
         )
+
+
+def _reload_epochs(at: Sequence[int], epochs: int, eval_every: int) -> tuple[int, ...]:
+    """``method.reload_best_at`` checked: epochs in ``2..epochs``, the first after an evaluation."""
+    at = tuple(at) if isinstance(at, (list, tuple)) else (at,)
+    if any(not isinstance(e, int) or isinstance(e, bool) or not 2 <= e <= epochs for e in at):
+        raise ConfigError(
+            f"config key 'method.reload_best_at': expected epoch numbers in 2..{epochs} (trainer.epochs), "
+            f"got {list(at)}"
+        )
+    if at and min(at) - 1 < eval_every:
+        raise ConfigError(
+            f"config key 'method.reload_best_at': epoch {min(at)} comes before the first evaluation "
+            f"(trainer.eval_every={eval_every}), so there is no best checkpoint to reload"
+        )
+    return at

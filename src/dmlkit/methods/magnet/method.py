@@ -7,8 +7,8 @@ Per run:
    k-means is run per class (:func:`~dmlkit.methods.magnet.cluster_index.build_cluster_index`).
    The index is also rebuilt after the last epoch, so that the classifier and the final plot use
    the trained embedding. The refresh time is logged and printed with the epoch line
-   (``refresh_s``).
-2. Each batch is a neighbourhood (:class:`~dmlkit.methods.magnet.sampler.NeighbourhoodSampler`):
+   (``refresh_s``). The index is checkpointed, so ``dmlkit eval`` reports the classifier too.
+2. Each batch is a neighbourhood (:class:`~dmlkit.methods.magnet.sampler.NeighbourhoodBatches`):
    M clusters × D examples, seed cluster drawn ∝ its recent mean loss.
 3. The loss is the minibatch magnet loss (:func:`dmlkit.losses.magnet.magnet_loss`) with the batch
    clusters recovered by position (D consecutive indices per cluster). Per-example losses go back
@@ -17,16 +17,17 @@ Per run:
    the batch σ̂² since the previous refresh) when every test class is a training class (closed
    set, e.g. ``mnist_closed``); zero-shot splits get the retrieval metrics only.
 5. With ``plots: true`` (default) the run directory gets ``plots/initial_distribution.png``
-   (training set before training, with the first cluster centres), ``plots/final_distribution.png``
-   and ``plots/loss.png`` (loss against iterations).
+   (training set before training, with the first cluster centres), and after training
+   ``plots/final_distribution.png`` and ``plots/loss.png`` (loss against iterations).
 
 Multi-process runs: every rank embeds the whole training set (gathered) and builds the same
-index; each rank draws its own batches and keeps its own per-example losses.
+index; the ranks share each epoch's batches out and each keeps the losses of its own batches.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,14 +37,15 @@ from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
 from dmlkit.losses import validate
 from dmlkit.losses.magnet import magnet_loss
-from dmlkit.methods.base import Method, MethodContext, StepOutput
+from dmlkit.methods.base import Method, StepOutput
 from dmlkit.methods.magnet.classify import cluster_classify
 from dmlkit.methods.magnet.cluster_index import ClusterIndex, build_cluster_index
-from dmlkit.methods.magnet.sampler import NeighbourhoodSampler
+from dmlkit.methods.magnet.sampler import NeighbourhoodBatches
 from dmlkit.methods.registry import METHODS
 from dmlkit.visualization import plot_distribution, plot_loss
 
 if TYPE_CHECKING:
+    from dmlkit.evaluation.evaluator import Evaluation
     from dmlkit.models.model import EmbeddingModel
 
 
@@ -52,6 +54,8 @@ class MagnetMethod(Method):
     """Magnet loss with a per-class k-means cluster index and neighbourhood sampling.
 
     Args:
+        num_classes, class_names, num_examples, epochs, seed: Facts of the run (supplied by the
+            assembly; the training class names map a closed test set onto the clusters' classes).
         clusters_per_class: K, k-means clusters per class (K = 1: unimodal magnet loss).
         clusters_per_batch: M, clusters in a batch (seed + M − 1 nearest impostor clusters).
         samples_per_cluster: D, examples drawn per cluster; batch size M·D.
@@ -65,10 +69,13 @@ class MagnetMethod(Method):
         plots: Write the distribution and loss plots into the run directory.
     """
 
-    uses_loss = False
-
     def __init__(
         self,
+        num_classes: int,
+        class_names: Sequence[str],
+        num_examples: int,
+        epochs: int,
+        seed: int = 0,
         clusters_per_class: int = 3,
         clusters_per_batch: int = 12,
         samples_per_cluster: int = 4,
@@ -81,6 +88,10 @@ class MagnetMethod(Method):
         plots: bool = True,
     ) -> None:
         super().__init__()
+        if num_classes < 2:
+            raise ConfigError(
+                f"method 'magnet' needs at least two training classes, the training set has {num_classes}"
+            )
         for key, value in (
             ("clusters_per_class", clusters_per_class),
             ("samples_per_cluster", samples_per_cluster),
@@ -99,37 +110,25 @@ class MagnetMethod(Method):
         self.refresh_every_epochs, self.refresh_every_steps = refresh_every_epochs, refresh_every_steps
         self.eval_neighbours, self.kmeans_iters = eval_neighbours, kmeans_iters
         self.alpha, self.eps, self.plots = float(alpha), float(eps), bool(plots)
+        self.class_names, self.epochs, self.seed = list(class_names), int(epochs), int(seed)
         # running mean of the batch variance since the last refresh, and the classifier's σ²
         self.register_buffer("variance_sum", torch.zeros((), dtype=torch.float64))
         self.register_buffer("variance_count", torch.zeros((), dtype=torch.int64))
         self.register_buffer("eval_variance", torch.ones((), dtype=torch.float64))
         self.index: ClusterIndex | None = None
-        self.sampler: NeighbourhoodSampler | None = None
+        self.batch_source: NeighbourhoodBatches = NeighbourhoodBatches(num_examples, self.m, self.d, self.seed)
         self.loss_history: list[float] = []
         self.refreshes = 0
         self._refresh_s = 0.0
-
-    # ------------------------------------------------------------------ set-up
-    def batch_sampler(self, dataset: DMLDataset, seed: int, rank: int, world_size: int) -> NeighbourhoodSampler:
-        self.sampler = NeighbourhoodSampler(len(dataset), self.m, self.d, seed, rank, world_size)
-        return self.sampler
-
-    def setup(self, ctx: MethodContext) -> None:
-        super().setup(ctx)
-        if ctx.num_classes < 2:
-            raise ConfigError("method 'magnet' needs at least two training classes")
-        if ctx.embed_dataset is None:
-            raise ConfigError("method 'magnet' needs the trainer's embed_dataset to build its cluster index")
+        self._last_embedding: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------ cluster index
     def refresh(self, model: EmbeddingModel) -> float:
         """Embed the training set, rebuild the per-class k-means index and hand it to the sampler."""
         start = time.perf_counter()
-        emb, labels = self.ctx.embed_dataset(self.ctx.train_dataset_eval)
+        emb, labels = self._bound().embed_training_set(None)
         emb = emb.float().cpu()
-        index = build_cluster_index(
-            emb, labels, self.k, seed=self.ctx.seed + self.refreshes, max_iter=self.kmeans_iters
-        )
+        index = build_cluster_index(emb, labels, self.k, seed=self.seed + self.refreshes, max_iter=self.kmeans_iters)
         self._install(index)
         if int(self.variance_count) > 0:
             self.eval_variance.fill_(float(self.variance_sum / self.variance_count))
@@ -143,14 +142,13 @@ class MagnetMethod(Method):
 
     def _install(self, index: ClusterIndex) -> None:
         self.index = index
-        if self.sampler is not None:
-            self.sampler.set_index(index)
+        self.batch_source.set_index(index)
 
     # ------------------------------------------------------------------ hooks
     def on_epoch_start(self, epoch: int, model: EmbeddingModel) -> None:
         if self.index is None:
             self.refresh(model)
-            if epoch == 0 and self.global_zero:
+            if epoch == 0:
                 self._plot_distribution("initial_distribution.png", "before training")
 
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
@@ -163,8 +161,7 @@ class MagnetMethod(Method):
         embeddings = model(batch["image"])
         cluster = torch.arange(len(labels), device=labels.device) // self.d
         out = magnet_loss(embeddings, cluster, labels, self.alpha, self.eps)
-        if self.sampler is not None:
-            self.sampler.record_losses(batch["index"].cpu().numpy(), out.per_example.cpu().numpy())
+        self.batch_source.record_losses(batch["index"].cpu().numpy(), out.per_example.detach().cpu().numpy())
         self.variance_sum += out.variance.to(self.variance_sum.dtype)
         self.variance_count += 1
         value = float(out.loss.detach())
@@ -176,34 +173,32 @@ class MagnetMethod(Method):
             self.refresh(model)
 
     def on_epoch_end(self, epoch: int, model: EmbeddingModel) -> dict[str, float]:
-        last = epoch + 1 == self.ctx.epochs
+        last = epoch + 1 == self.epochs
         by_epoch = self.refresh_every_epochs and (epoch + 1) % self.refresh_every_epochs == 0
         if last or by_epoch:
             self.refresh(model)
         summary = {"refresh_s": round(self._refresh_s, 2), "sigma2": float(self.eval_variance)}
         self._refresh_s = 0.0
-        if last and self.global_zero:
-            self._plot_distribution("final_distribution.png", f"after {epoch + 1} epochs")
-            if self.plots and self.ctx.run_dir is not None:
-                plot_loss(self.ctx.run_dir / "plots" / "loss.png", self.loss_history, f"magnet loss (α = {self.alpha})")
         return summary
 
-    @property
-    def global_zero(self) -> bool:
-        return self.ctx.rank == 0
+    def on_train_end(self, evaluation: Evaluation) -> None:
+        """The final training-set distribution (after the last refresh) and the loss curve."""
+        self._plot_distribution("final_distribution.png", f"after {self.epochs} epochs")
+        if self.plots and self.plots_dir is not None and self.loss_history:
+            plot_loss(self.plots_dir / "loss.png", self.loss_history, f"magnet loss (α = {self.alpha})")
 
     def _plot_distribution(self, name: str, when: str) -> None:
-        if not self.plots or self.ctx.run_dir is None or self.index is None:
+        if not self.plots or self.plots_dir is None or self.index is None or self._last_embedding is None:
             return
         emb, labels = self._last_embedding
         plot_distribution(
-            self.ctx.run_dir / "plots" / name,
+            self.plots_dir / name,
             emb,
             labels,
             self.index.centroids,
             title=f"training set {when}; {self.index.num_clusters} clusters",
-            class_names=self.ctx.train_dataset.class_names,
-            seed=self.ctx.seed,
+            class_names=self.class_names,
+            seed=self.seed,
         )
 
     # ------------------------------------------------------------- evaluation
@@ -213,7 +208,7 @@ class MagnetMethod(Method):
         """``accuracy`` of the cluster classifier when the test classes are training classes."""
         if self.index is None:
             return {}
-        train_names = {name: i for i, name in enumerate(self.ctx.train_dataset.class_names)}
+        train_names = {name: i for i, name in enumerate(self.class_names)}
         if not set(dataset.class_names) <= set(train_names):
             return {}  # zero-shot split: the classifier cannot name unseen classes
         to_train = torch.as_tensor([train_names[name] for name in dataset.class_names])
@@ -233,6 +228,7 @@ class MagnetMethod(Method):
             "index": None if self.index is None else self.index.state_dict(),
             "loss_history": list(self.loss_history),
             "refreshes": self.refreshes,
+            "batches": self.batch_source.state_dict(),
         }
 
     def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
@@ -240,3 +236,5 @@ class MagnetMethod(Method):
             self._install(ClusterIndex.from_state_dict(state["index"]))
         self.loss_history = list(state.get("loss_history", []))
         self.refreshes = int(state.get("refreshes", 0))
+        if state.get("batches") is not None:
+            self.batch_source.load_state_dict(state["batches"])

@@ -9,7 +9,13 @@ method recovers the batch clusters by position.
 Losses are kept per training example (the last loss each one had, ``nan`` before its first
 batch); a cluster's weight is the mean over its members that have one. Clusters none of whose
 members has been seen get the mean weight of the seen ones (all weights equal before any loss).
-Because the weights live per example, they survive a refresh of the cluster index.
+Because the weights live per example, they survive a refresh of the cluster index. The method
+checkpoints them (:meth:`NeighbourhoodBatches.state_dict`).
+
+Batches are drawn lazily, one at a time: the weights of a batch follow the losses of the batches
+before it. Under several processes each rank records the losses of its own batches, so the ranks'
+weights drift apart slightly [decision: gathering every per-example loss at every step would cost
+a collective per step for a sampling weight].
 """
 
 from __future__ import annotations
@@ -18,47 +24,44 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Sampler
 
 from dmlkit.methods.magnet.cluster_index import ClusterIndex
 
 
-class NeighbourhoodSampler(Sampler[list[int]]):
-    """Batches of M clusters × D examples from a :class:`ClusterIndex`.
+class NeighbourhoodBatches:
+    """Batches of M clusters × D examples from a :class:`ClusterIndex` (a :class:`~dmlkit.data.samplers.BatchSource`).
+
+    An epoch has ``⌈N / (M·D)⌉`` batches (over all ranks).
 
     Args:
         num_examples: Size of the training set.
         clusters_per_batch: M (seed cluster + M − 1 impostor clusters).
         samples_per_cluster: D.
-        seed: Base seed; batch ``b`` of epoch ``e`` on rank ``r`` draws from ``(seed, r, e, b)``, so
-            that skipping batches on resume does not change the ones that follow.
-        rank: This process's rank; ``world_size``: number of processes (each rank draws its own
-            batches; an epoch has ``⌈N / (M·D)⌉ // world_size`` batches per rank).
+        seed: Base seed; batch ``b`` of epoch ``e`` draws from ``(seed, e, b)``, so that skipping
+            batches on resume does not change the ones that follow.
     """
 
-    def __init__(
-        self,
-        num_examples: int,
-        clusters_per_batch: int,
-        samples_per_cluster: int,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
+    def __init__(self, num_examples: int, clusters_per_batch: int, samples_per_cluster: int, seed: int = 0) -> None:
         if clusters_per_batch < 2:
             raise ValueError(f"clusters_per_batch (M) must be >= 2 (a seed and an impostor), got {clusters_per_batch}")
         if samples_per_cluster < 1:
             raise ValueError(f"samples_per_cluster (D) must be >= 1, got {samples_per_cluster}")
         self.num_examples = num_examples
         self.m, self.d = clusters_per_batch, samples_per_cluster
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.epoch = 0
+        self.seed = seed
         self.index: ClusterIndex | None = None
         self._members: list[np.ndarray] = []
-        self.example_loss = np.full(num_examples, np.nan)
+        self._example_loss: np.ndarray | None = None  # allocated at first use
+
+    @property
+    def example_loss(self) -> np.ndarray:
+        """The latest loss of every training example (``nan``: not drawn yet)."""
+        if self._example_loss is None:
+            self._example_loss = np.full(self.num_examples, np.nan)
+        return self._example_loss
 
     def __len__(self) -> int:
-        return max(1, -(-self.num_examples // (self.m * self.d)) // self.world_size)
+        return max(1, -(-self.num_examples // (self.m * self.d)))
 
     def set_index(self, index: ClusterIndex) -> None:
         """Use a (new) cluster index for the batches drawn from now on."""
@@ -70,9 +73,6 @@ class NeighbourhoodSampler(Sampler[list[int]]):
             raise ValueError("neighbourhood sampling needs clusters of at least two classes")
         self.index = index
         self._members = index.members()
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
     def record_losses(self, indices: np.ndarray, losses: np.ndarray) -> None:
         """Store the latest per-example losses (what the seed-cluster weights are made of)."""
@@ -97,8 +97,8 @@ class NeighbourhoodSampler(Sampler[list[int]]):
     def draw(self, epoch: int, batch: int) -> tuple[list[int], np.ndarray]:
         """Batch ``batch`` of ``epoch``: (dataset indices, the M index clusters it was drawn from)."""
         if self.index is None:
-            raise RuntimeError("NeighbourhoodSampler has no cluster index: call set_index first")
-        rng = np.random.default_rng([self.seed % 2**63, self.rank, epoch, batch])
+            raise RuntimeError("NeighbourhoodBatches has no cluster index: call set_index first")
+        rng = np.random.default_rng([self.seed % 2**63, epoch, batch])
         seed_cluster = int(rng.choice(self.index.num_clusters, p=self.cluster_weights()))
         clusters = np.concatenate([[seed_cluster], self.index.nearest_impostors(seed_cluster, self.m - 1)])
         out: list[int] = []
@@ -107,18 +107,17 @@ class NeighbourhoodSampler(Sampler[list[int]]):
             out.extend(rng.choice(members, self.d, replace=len(members) < self.d).tolist())
         return out, clusters
 
-    def __iter__(self) -> Iterator[list[int]]:
-        epoch = self.epoch
+    def batches(self, epoch: int) -> Iterator[list[int]]:
+        """The epoch's batches, each drawn when it is asked for."""
         for b in range(len(self)):
             yield self.draw(epoch, b)[0]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "example_loss": self.example_loss.copy(), "seed": self.seed}
+        """The per-example losses (the cluster index is the method's)."""
+        return {"example_loss": self.example_loss.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = int(state["epoch"])
-        self.seed = int(state.get("seed", self.seed))
         loss = np.asarray(state["example_loss"], dtype=np.float64)
-        if loss.shape != self.example_loss.shape:
-            raise ValueError(f"sampler state holds {len(loss)} example losses, expected {len(self.example_loss)}")
-        self.example_loss = loss
+        if loss.shape != (self.num_examples,):
+            raise ValueError(f"the saved state holds {len(loss)} example losses, expected {self.num_examples}")
+        self._example_loss = loss.copy()

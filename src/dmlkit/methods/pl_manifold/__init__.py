@@ -2,6 +2,6 @@
 
 from dmlkit.methods.pl_manifold.method import PLManifoldMethod
 from dmlkit.methods.pl_manifold.proxies import ProxyManifold
-from dmlkit.methods.pl_manifold.sampler import KNNBatchSampler
+from dmlkit.methods.pl_manifold.sampler import KNNBatches
 
-__all__ = ["KNNBatchSampler", "PLManifoldMethod", "ProxyManifold"]
+__all__ = ["KNNBatches", "PLManifoldMethod", "ProxyManifold"]

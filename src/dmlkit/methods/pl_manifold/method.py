@@ -1,12 +1,13 @@
 """Piecewise-Linear Manifolds for unsupervised DML (Bhatnagar & Ahuja, CPAL 2024), methods.md §3.
 
-No training label is read: the trainer gives this method (``uses_labels = False``) the training set
+No training label is read: the run gives this method (``uses_labels = False``) the training set
 with its labels hidden. Per run:
 
 1. A momentum (EMA) teacher of the embedding model (:class:`torch.optim.swa_utils.AveragedModel`,
-   momentum 0.999 as STML, parameters and buffers), always in eval mode, updated after every step.
+   momentum 0.999 as STML, parameters and buffers), created with the method, always in eval mode,
+   updated after every step, and checkpointed with it.
 2. Before every epoch the teacher embeds the training set (evaluation transform) and each image's
-   ``neighbours − 1`` nearest neighbours feed the :class:`~dmlkit.methods.pl_manifold.sampler.KNNBatchSampler`:
+   ``neighbours − 1`` nearest neighbours feed the :class:`~dmlkit.methods.pl_manifold.sampler.KNNBatches`:
    batches of ``queries`` × ``neighbours`` images, each in ``views`` augmented views (STML: 24 × 5 × 2).
 3. Per batch, the teacher embeddings x (no gradient) give the piecewise-linear model
    (:func:`~dmlkit.methods.pl_manifold.piecewise_linear.fit_pieces`: subset selection, rank-r PCA) and
@@ -32,19 +33,19 @@ from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
 from dmlkit.evaluation.knn import exact_knn
 from dmlkit.losses import validate
-from dmlkit.methods.base import Method, MethodContext, StepOutput
+from dmlkit.methods.base import Method, StepOutput
 from dmlkit.methods.pl_manifold.diagnostics_run import DIAGNOSTICS_WHEN, run_diagnostics
 from dmlkit.methods.pl_manifold.losses import neighbourhood_loss, point_loss, proxy_loss
 from dmlkit.methods.pl_manifold.piecewise_linear import RESIDUAL_SCALES, fit_pieces
 from dmlkit.methods.pl_manifold.proxies import ProxyManifold
-from dmlkit.methods.pl_manifold.sampler import KNNBatchSampler
+from dmlkit.methods.pl_manifold.sampler import KNNBatches
 from dmlkit.methods.pl_manifold.similarity import data_similarity
 from dmlkit.methods.registry import METHODS
 
 if TYPE_CHECKING:
     from dmlkit.models.model import EmbeddingModel
 
-NORMALISE = ("mean", "none")
+DISTANCE_SCALES = ("mean", "none")
 
 
 @METHODS.register("pl_manifold")
@@ -52,8 +53,8 @@ class PLManifoldMethod(Method):
     """Unsupervised training with a piecewise-linear model of the teacher's embedding.
 
     Args:
-        embedding_dim: Embedding size (supplied by the trainer).
-        num_classes: Ignored (0 for unsupervised runs; supplied by the trainer).
+        model: The embedding model, copied into the teacher (supplied by the assembly).
+        embedding_dim, num_examples, query_gallery, seed: Facts of the run (supplied by the assembly).
         momentum: EMA momentum of the teacher (0.999).
         queries, neighbours, views: Batch structure (24 × 5 × 2, STML).
         rank: Dimension r of every linear piece (2) [decision].
@@ -66,7 +67,7 @@ class PLManifoldMethod(Method):
             :func:`~dmlkit.methods.pl_manifold.piecewise_linear.fit_pieces`.
         subset_selection: ``False``: every piece takes its ``max_size`` nearest points (ablation).
         n_alpha, n_beta: Exponents of α (orthogonal) and β (in-plane) decay (3, 0.5; slide 16).
-        normalise: ``mean`` divides o and p by their batch means before α, β; ``none`` keeps them raw.
+        distance_scale: ``mean`` divides o and p by their batch means before α, β; ``none`` keeps them raw.
         binary: Binary similarity (1 inside a neighbourhood, 0 outside; ablation).
         rescale: Min-max rescale the symmetric similarity to [0, 1].
         delta: δ, the distance that similarity 0 maps to (1 for normalised embeddings, STML).
@@ -79,13 +80,15 @@ class PLManifoldMethod(Method):
         diagnostic_batches: Test neighbourhood batches the diagnostics average over (20).
     """
 
-    uses_loss = False
     uses_labels = False
 
     def __init__(
         self,
+        model: EmbeddingModel,
         embedding_dim: int,
-        num_classes: int = 0,
+        num_examples: int,
+        query_gallery: bool = False,
+        seed: int = 0,
         momentum: float = 0.999,
         queries: int = 24,
         neighbours: int = 5,
@@ -97,7 +100,7 @@ class PLManifoldMethod(Method):
         residual_scale: str = "local",
         n_alpha: float = 3.0,
         n_beta: float = 0.5,
-        normalise: str = "mean",
+        distance_scale: str = "mean",
         binary: bool = False,
         rescale: bool = False,
         delta: float = 1.0,
@@ -124,7 +127,7 @@ class PLManifoldMethod(Method):
             validate.flag(f"method.{key}", value)
         validate.at_least("method.n_alpha", n_alpha)
         validate.at_least("method.n_beta", n_beta)
-        validate.choice("method.normalise", normalise, NORMALISE)
+        validate.choice("method.distance_scale", distance_scale, DISTANCE_SCALES)
         validate.positive("method.delta", delta)
         if proxy_lr is not None:
             validate.positive("method.proxy_lr", proxy_lr)
@@ -142,7 +145,7 @@ class PLManifoldMethod(Method):
             "subset_selection": subset_selection,
             "residual_scale": residual_scale,
         }
-        self.similarity_args = {"n_alpha": float(n_alpha), "n_beta": float(n_beta), "normalise": normalise}
+        self.similarity_args = {"n_alpha": float(n_alpha), "n_beta": float(n_beta), "distance_scale": distance_scale}
         self.binary, self.rescale, self.delta = binary, rescale, float(delta)
         self.proxies = ProxyManifold(embedding_dim, num_proxies, rank)
         self.proxy_lr, self.proxy_top_k = proxy_lr, int(proxy_top_k)
@@ -152,33 +155,17 @@ class PLManifoldMethod(Method):
             "neighbourhood": float(neighbourhood_weight),
         }
         self.diagnostics, self.diagnostic_batches = diagnostics, int(diagnostic_batches)
-        self.sampler: KNNBatchSampler | None = None
-        self.teacher: AveragedModel | None = None
-
-    # ------------------------------------------------------------------ set-up
-    def setup(self, ctx: MethodContext) -> None:
-        super().setup(ctx)
-        if ctx.model is None:
-            raise ValueError("PLManifoldMethod.setup needs the model (MethodContext.model) for its teacher")
-        self.teacher = AveragedModel(ctx.model, multi_avg_fn=get_ema_multi_avg_fn(self.momentum), use_buffers=True)
+        self.query_gallery, self.seed = bool(query_gallery), int(seed)
+        self.batch_source: KNNBatches = KNNBatches(num_examples, self.queries, self.neighbours, self.views, self.seed)
+        self.teacher = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.momentum), use_buffers=True)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
 
-    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
-        """Without :meth:`setup` (restoring a run for inference) the teacher's entries are ignored."""
-        if self.teacher is None:
-            state_dict = {k: v for k, v in state_dict.items() if not k.startswith("teacher.")}
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
+    # ------------------------------------------------------------------ set-up
     def train(self, mode: bool = True) -> PLManifoldMethod:
         super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()  # the teacher never trains: no dropout, BN running statistics
+        self.teacher.eval()  # the teacher never trains: no dropout, BN running statistics
         return self
-
-    def batch_sampler(self, dataset: DMLDataset, seed: int, rank: int, world_size: int) -> KNNBatchSampler:
-        self.sampler = KNNBatchSampler(len(dataset), self.queries, self.neighbours, self.views, seed, rank, world_size)
-        return self.sampler
 
     def param_groups(self, base_lr: float, lr_mult: float) -> list[dict[str, Any]]:
         """The proxies alone, at ``proxy_lr`` and without weight decay (the teacher is not optimised)."""
@@ -190,17 +177,15 @@ class PLManifoldMethod(Method):
     # --------------------------------------------------------------- training
     def teacher_embed(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's embedding of ``images`` (no gradient)."""
-        assert self.teacher is not None, "setup() first"
         with torch.no_grad():
             return self.teacher(images)
 
     def on_epoch_start(self, epoch: int, model: EmbeddingModel) -> None:
         """Teacher embeddings of the training set → every image's nearest neighbours for the sampler."""
-        assert self.sampler is not None and self.ctx.embed_dataset is not None
-        embeddings, _ = self.ctx.embed_dataset(self.ctx.train_dataset_eval, embed=self.teacher_embed)
+        embeddings, _ = self._bound().embed_training_set(self.teacher_embed)
         k = self.neighbours - 1
         knn = exact_knn(embeddings, None, k)[1].cpu().numpy() if k else np.zeros((len(embeddings), 0), np.int64)
-        self.sampler.set_neighbours(knn)
+        self.batch_source.set_neighbours(knn)
 
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
         if "label" in batch:
@@ -221,7 +206,6 @@ class PLManifoldMethod(Method):
         return StepOutput(loss, logs)
 
     def after_step(self, model: EmbeddingModel, step: int) -> None:
-        assert self.teacher is not None
         self.teacher.update_parameters(model)
 
     # ------------------------------------------------------------- evaluation
@@ -230,7 +214,7 @@ class PLManifoldMethod(Method):
     ) -> dict[str, float]:
         """The similarity-quality diagnostics (``diag_*``) when due; test labels are read only here."""
         due = self.diagnostics == "every" or (self.diagnostics == "final" and final)
-        if not due or self.ctx.query_gallery:
+        if not due or self.query_gallery:
             return {}
         return run_diagnostics(
             embeddings.float(),
@@ -240,5 +224,14 @@ class PLManifoldMethod(Method):
             neighbours=self.neighbours,
             piece_args=self.piece_args,
             similarity_args={**self.similarity_args, "binary": self.binary, "rescale": self.rescale},
-            seed=self.ctx.seed,
+            seed=self.seed,
         )
+
+    # ------------------------------------------------------------- checkpoint
+    def extra_checkpoint_state(self) -> dict[str, Any]:
+        """The neighbour lists of the current epoch (a run resumed mid-epoch keeps them)."""
+        return {"batches": self.batch_source.state_dict()}
+
+    def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
+        if state.get("batches") is not None:
+            self.batch_source.load_state_dict(state["batches"])

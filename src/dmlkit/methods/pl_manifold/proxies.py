@@ -59,16 +59,16 @@ class ProxyManifold(nn.Module):
         return orthonormal_columns(self.raw_bases.to(compute_dtype(self.raw_bases)))
 
     def similarity_to(
-        self, x: torch.Tensor, n_alpha: float = 3.0, n_beta: float = 0.5, normalise: str = "mean"
+        self, x: torch.Tensor, n_alpha: float = 3.0, n_beta: float = 0.5, distance_scale: str = "mean"
     ) -> torch.Tensor:
         """(n_x, N) PL similarity s'(x_i, ρ_k) of points ``x`` (n_x, d) to the proxies.
 
         o, p are measured w.r.t. the proxy's piece (through its location, which is also the anchor).
         [decision] one-sided: the point's own piece is not used (a proxy is not part of the batch's PL model,
         and the slides compute the proxy–point quantities "with the proxy's linear neighbourhood"); with
-        ``normalise="mean"`` o and p are divided by their means over all point–proxy pairs of the call.
+        ``distance_scale="mean"`` o and p are divided by their means over all point–proxy pairs of the call.
         Differentiable in the proxies and ``x``; the proxy loss detaches it.
         """
         locations = self.locations.to(compute_dtype(x))
         o, p = orthogonal_and_inplane(x, locations, locations, self.bases())
-        return pl_similarity(o, p, n_alpha, n_beta, normalise)
+        return pl_similarity(o, p, n_alpha, n_beta, distance_scale)

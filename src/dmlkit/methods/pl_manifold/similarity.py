@@ -14,7 +14,7 @@ import torch
 from dmlkit.losses import validate
 from dmlkit.methods.pl_manifold.piecewise_linear import LinearPieces, compute_dtype, orthogonal_and_inplane
 
-NORMALISATIONS = ("mean", "none")
+DISTANCE_SCALES = ("mean", "none")
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -30,12 +30,12 @@ def pl_similarity(
     p: torch.Tensor,
     n_alpha: float = 3.0,
     n_beta: float = 0.5,
-    normalise: str = "mean",
+    distance_scale: str = "mean",
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The one-sided PL similarity s' = α·β in (0, 1] from orthogonal (``o``) and in-plane (``p``) distances.
 
-    [decision] methods.md §3(c) "normalised to (0,1)": with ``normalise="mean"`` o and p are each divided by
+    [decision] methods.md §3(c) "normalised to (0,1)": with ``distance_scale="mean"`` o and p are each divided by
     their mean over the entries selected by ``mask`` (all entries when None; pass the off-diagonal mask for a
     pairwise matrix, so the zero self-distances do not shrink the mean) before α, β are applied; this makes
     the similarity independent of the embedding scale. ``"none"`` uses the raw distances.
@@ -45,26 +45,26 @@ def pl_similarity(
         p: In-plane distances, same shape, >= 0.
         n_alpha: N_α, decay off the piece (3, slide 16).
         n_beta: N_β, decay along the piece (0.5, slide 16; 0 switches it off).
-        normalise: ``"mean"`` or ``"none"``.
+        distance_scale: ``"mean"`` or ``"none"``.
         mask: Bool mask (shape of ``o``) of the entries the means are taken over.
 
     Returns:
         s', the shape of ``o``, fp32 (fp64 stays fp64).
 
     Example:
-        >>> s = pl_similarity(torch.tensor([2.0]), torch.tensor([3.0]), n_alpha=1.0, n_beta=0.5, normalise="none")
+        >>> s = pl_similarity(torch.tensor([2.0]), torch.tensor([3.0]), n_alpha=1.0, n_beta=0.5, distance_scale="none")
         >>> s.item()  # 1/(1 + 1) · 1/sqrt(1 + 3)
         0.25
     """
     validate.at_least("method.n_alpha", n_alpha, 0.0)
     validate.at_least("method.n_beta", n_beta, 0.0)
-    validate.choice("method.normalise", normalise, NORMALISATIONS)
+    validate.choice("method.distance_scale", distance_scale, DISTANCE_SCALES)
     if o.shape != p.shape or (mask is not None and mask.shape != o.shape):
         shapes = (tuple(o.shape), tuple(p.shape), None if mask is None else tuple(mask.shape))
         raise ValueError(f"o, p (and mask) must have one shape; got {shapes}")
     dtype = compute_dtype(o)
     o, p = o.to(dtype), p.to(dtype)
-    if normalise == "mean":
+    if distance_scale == "mean":
         o, p = o / _masked_mean(o, mask), p / _masked_mean(p, mask)
     return (1.0 + o / 2.0).pow(-n_alpha) * (1.0 + p).pow(-n_beta)
 
@@ -110,14 +110,14 @@ def data_similarity(
     pieces: LinearPieces,
     n_alpha: float = 3.0,
     n_beta: float = 0.5,
-    normalise: str = "mean",
+    distance_scale: str = "mean",
     binary: bool = False,
     rescale: bool = False,
 ) -> torch.Tensor:
     """The symmetric (n, n) PL similarity of the batch points ``x`` (n, d) under their own ``pieces``.
 
     o, p of every pair are measured w.r.t. the other point's piece with that point as anchor; the means of
-    ``normalise="mean"`` are taken over the off-diagonal pairs. ``binary=True`` gives :func:`binary_similarity`
+    ``distance_scale="mean"`` are taken over the off-diagonal pairs. ``binary=True`` gives :func:`binary_similarity`
     of the neighbourhoods instead (ablation, methods.md §3(g) 2). See :func:`pl_similarity` for the rest.
     """
     validate.flag("method.binary", binary)
@@ -125,4 +125,4 @@ def data_similarity(
         return binary_similarity(pieces.members).to(compute_dtype(x))
     o, p = orthogonal_and_inplane(x, x, pieces.centres, pieces.bases)
     off = ~torch.eye(len(x), dtype=torch.bool, device=x.device)
-    return symmetric_similarity(pl_similarity(o, p, n_alpha, n_beta, normalise, mask=off), rescale)
+    return symmetric_similarity(pl_similarity(o, p, n_alpha, n_beta, distance_scale, mask=off), rescale)

@@ -11,15 +11,16 @@ labels from k-means instead of annotations. Per run:
    current model and clustered by k-means into ``clusters`` groups, seed = run seed + epoch
    (:func:`~dmlkit.evaluation.clustering.kmeans`, on the embedding as it is, without DeepCluster's
    PCA whitening). The assignments become the pseudo-labels.
-2. :class:`~dmlkit.methods.pseudo_label.sampler.PseudoLabelSampler` draws P pseudo-classes × K
+2. :class:`~dmlkit.methods.pseudo_label.sampler.PseudoLabelBatches` draws P pseudo-classes × K
    images per batch (a P×K sampler over the clusters; clusters of one image are left out), a fixed
    number of batches per epoch. Drawing a balanced set of clusters per batch plays the part of
    DeepCluster's uniform sampling over clusters, which keeps large clusters from dominating.
 3. Each step, the loss is the metric loss of the embeddings against the pseudo-labels of
    ``batch["index"]``.
 
-No training label is read (``uses_labels = False``: the trainer hides them and reading one raises).
-The pseudo-labels are checkpointed, so that a run resumed mid-epoch continues with them. After every
+No training label is read (``uses_labels = False``: the run hides them and reading one raises).
+The pseudo-labels are checkpointed (once, as the method's state), so that a run resumed mid-epoch
+continues with them. After every
 epoch the cluster statistics of that epoch are logged: ``clusters`` (non-empty), ``cluster_size``
 (mean), ``cluster_size_max``, ``singletons`` (left out of the batches) and ``cluster_s`` (seconds of
 embedding and k-means).
@@ -29,7 +30,7 @@ are not available: pair, triplet and other batch losses only. Cluster ids change
 re-clustering, so per-class parameters would not carry over between epochs anyway.
 
 Multi-process runs: every rank clusters the same gathered embeddings with the same seed, so every
-rank holds the same pseudo-labels, and the sampler shares the epoch's batches out across ranks.
+rank holds the same pseudo-labels, and the epoch sampler shares the batches out across ranks.
 """
 
 from __future__ import annotations
@@ -40,14 +41,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
 from dmlkit.evaluation.clustering import kmeans
 from dmlkit.losses import validate
 from dmlkit.losses.base import MetricLoss
-from dmlkit.methods.base import MethodContext, StepOutput
+from dmlkit.methods.base import StepOutput
 from dmlkit.methods.metric_loss import MetricLossMethod
-from dmlkit.methods.pseudo_label.sampler import PseudoLabelSampler
+from dmlkit.methods.pseudo_label.sampler import PseudoLabelBatches
 from dmlkit.methods.registry import METHODS
 
 if TYPE_CHECKING:
@@ -61,11 +61,8 @@ class PseudoLabelMethod(MetricLossMethod):
     """The run's metric loss on k-means pseudo-labels of the training set, re-clustered every epoch.
 
     Args:
-        loss: The metric loss built from the run's ``loss`` section.
-        loss_lr_mult: LR multiplier of the loss's own parameters; ``None`` uses the loss's
-            :attr:`~dmlkit.losses.base.MetricLoss.lr_multiplier`.
-        num_classes: Ignored (0 in unsupervised runs; supplied by the trainer).
-        embedding_dim: Ignored (supplied by the trainer).
+        loss: The metric loss built from the run's ``loss`` section (supplied by the assembly).
+        num_examples, seed: Facts of the run (supplied by the assembly).
         clusters: k of k-means, the number of pseudo-classes (100) [decision: a round number of the
             order of the training classes of the CUB and Cars splits (100, 98); the true class
             count is unknown without labels, so set it per dataset, as the Omniglot config does].
@@ -74,15 +71,13 @@ class PseudoLabelMethod(MetricLossMethod):
         kmeans_backend: ``auto``, ``faiss`` or ``sklearn`` (see :func:`~dmlkit.evaluation.clustering.kmeans`).
     """
 
-    uses_loss = True
     uses_labels = False
 
     def __init__(
         self,
         loss: MetricLoss,
-        loss_lr_mult: float | None = None,
-        num_classes: int = 0,
-        embedding_dim: int = 0,
+        num_examples: int,
+        seed: int = 0,
         clusters: int = 100,
         classes_per_batch: int = 32,
         samples_per_class: int = 4,
@@ -90,7 +85,7 @@ class PseudoLabelMethod(MetricLossMethod):
     ) -> None:
         if loss is None:
             raise ConfigError("method 'pseudo_label' needs a metric loss (the run's 'loss' section)")
-        super().__init__(loss, loss_lr_mult)
+        super().__init__(loss)
         for key, value in (
             ("clusters", clusters),
             ("classes_per_batch", classes_per_batch),
@@ -103,36 +98,21 @@ class PseudoLabelMethod(MetricLossMethod):
                 f"config key 'method.classes_per_batch': {classes_per_batch} exceeds method.clusters ({clusters})"
             )
         validate.choice("method.kmeans_backend", kmeans_backend, KMEANS_BACKENDS)
+        if clusters > num_examples:
+            raise ConfigError(f"config key 'method.clusters': {clusters} exceeds the {num_examples} training images")
         self.clusters, self.p, self.k = int(clusters), int(classes_per_batch), int(samples_per_class)
-        self.kmeans_backend = kmeans_backend
-        self.sampler: PseudoLabelSampler | None = None
+        self.kmeans_backend, self.seed = kmeans_backend, int(seed)
+        self.batch_source: PseudoLabelBatches = PseudoLabelBatches(num_examples, self.p, self.k, self.seed)
         self.pseudo_labels: np.ndarray | None = None
         self._label_tensor: torch.Tensor | None = None
         self.cluster_stats: dict[str, float] = {}
         self._cluster_s = 0.0
 
-    # ------------------------------------------------------------------ set-up
-    def batch_sampler(self, dataset: DMLDataset, seed: int, rank: int, world_size: int) -> PseudoLabelSampler:
-        if self.clusters > len(dataset):
-            raise ConfigError(
-                f"config key 'method.clusters': {self.clusters} exceeds the {len(dataset)} training images"
-            )
-        self.sampler = PseudoLabelSampler(len(dataset), self.p, self.k, seed, rank, world_size)
-        if self.pseudo_labels is not None:
-            self.sampler.set_labels(self.pseudo_labels)
-        return self.sampler
-
-    def setup(self, ctx: MethodContext) -> None:
-        super().setup(ctx)
-        if ctx.embed_dataset is None:
-            raise ConfigError("method 'pseudo_label' needs the trainer's embed_dataset to cluster the training set")
-
     # ---------------------------------------------------------- pseudo-labels
     def install(self, labels: np.ndarray) -> None:
         """Make ``labels`` (one per training example) the pseudo-labels of the batches and the loss."""
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-        if self.sampler is not None:
-            self.sampler.set_labels(labels)
+        self.batch_source.set_labels(labels)
         self.pseudo_labels = labels.copy()
         self._label_tensor = torch.from_numpy(self.pseudo_labels)
         sizes = np.bincount(labels)
@@ -146,10 +126,9 @@ class PseudoLabelMethod(MetricLossMethod):
 
     def on_epoch_start(self, epoch: int, model: EmbeddingModel) -> None:
         """Embed the training set with the current model and install its k-means clusters as pseudo-labels."""
-        assert self.ctx.embed_dataset is not None, "setup() first"
         start = time.perf_counter()
-        embeddings, _ = self.ctx.embed_dataset(self.ctx.train_dataset_eval)
-        labels = kmeans(embeddings, self.clusters, seed=self.ctx.seed + epoch, backend=self.kmeans_backend)
+        embeddings, _ = self._bound().embed_training_set(None)
+        labels = kmeans(embeddings, self.clusters, seed=self.seed + epoch, backend=self.kmeans_backend)
         self.install(labels)
         self._cluster_s = time.perf_counter() - start
 

@@ -1,13 +1,13 @@
 """P×K batches over pseudo-classes whose labels change between epochs.
 
 The pseudo-labels (k-means assignments of the training set) are installed with
-:meth:`PseudoLabelSampler.set_labels`; the batches are those of a
-:class:`~dmlkit.data.samplers.PKBatchSampler` over them, with clusters of a single image left out.
-The number of batches per epoch does not depend on the labels,
-``max(1, num_examples // (P·K) // world_size)``, so that the trainer's ``steps_per_epoch`` (and
-the LR schedule built on it) stays valid when the clusters change. The epoch's batches are read
-from a stream of the P×K sampler's epochs, enough of them to fill the fixed length (usually one),
-and each rank takes every ``world_size``-th batch of the stream.
+:meth:`PseudoLabelBatches.set_labels`; the batches are those of
+:class:`~dmlkit.data.samplers.PKBatches` over them, with clusters of a single image left out.
+The number of batches per epoch does not depend on the labels, ``max(1, num_examples // (P·K))``
+(over all ranks), so that the trainer's ``steps_per_epoch`` (and the LR schedule built on it)
+stays valid when the clusters change. The epoch's batches are read from a stream of the P×K
+source's epochs, enough of them to fill the fixed length (usually one). The method checkpoints
+the pseudo-labels; this source keeps no state of its own beyond them.
 """
 
 from __future__ import annotations
@@ -15,50 +15,36 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
-from torch.utils.data import Sampler
 
-from dmlkit.data.samplers import PKBatchSampler
+from dmlkit.data.samplers import PKBatches
 from dmlkit.errors import ConfigError
 
 
-class PseudoLabelSampler(Sampler[list[int]]):
-    """Batches of P pseudo-classes × K images, a fixed number per epoch.
+class PseudoLabelBatches:
+    """Batches of P pseudo-classes × K images, a fixed number per epoch (a :class:`~dmlkit.data.samplers.BatchSource`).
 
     Args:
         num_examples: Size of the training set.
         classes_per_batch: P, pseudo-classes per batch.
         samples_per_class: K, images per pseudo-class (at least 2).
         seed: Base seed; with the epoch and the labels it fixes the batches.
-        rank: This process's rank; ``world_size``: number of processes.
     """
 
-    def __init__(
-        self,
-        num_examples: int,
-        classes_per_batch: int,
-        samples_per_class: int,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
+    def __init__(self, num_examples: int, classes_per_batch: int, samples_per_class: int, seed: int = 0) -> None:
         if classes_per_batch < 1:
             raise ValueError(f"classes_per_batch (P) must be >= 1, got {classes_per_batch}")
         if samples_per_class < 2:
             raise ValueError(f"samples_per_class (K) must be >= 2, got {samples_per_class}")
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world_size {world_size}")
         self.num_examples = int(num_examples)
         self.p, self.k = int(classes_per_batch), int(samples_per_class)
-        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
-        self.epoch = 0
+        self.seed = int(seed)
         self.labels: np.ndarray | None = None
-        self._pk: PKBatchSampler | None = None
+        self._pk: PKBatches | None = None
 
     def __len__(self) -> int:
-        return max(1, self.num_examples // (self.p * self.k) // self.world_size)
+        return max(1, self.num_examples // (self.p * self.k))
 
     @property
     def num_pseudo_classes(self) -> int:
@@ -84,29 +70,13 @@ class PseudoLabelSampler(Sampler[list[int]]):
             )
         with warnings.catch_warnings():  # singleton clusters are expected; the method logs their count
             warnings.filterwarnings("ignore", message=".*single image.*")
-            self._pk = PKBatchSampler(labels, self.p, self.k, self.seed, 0, 1, skip_singletons=True)
+            self._pk = PKBatches(labels, self.p, self.k, self.seed, skip_singletons=True)
         self.labels = labels.copy()
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self) -> Iterator[list[int]]:
+    def batches(self, epoch: int) -> Iterator[list[int]]:
+        """The epoch's batches, read from consecutive epochs of the P×K source over the pseudo-classes."""
         if self._pk is None:
-            raise RuntimeError("PseudoLabelSampler has no pseudo-labels: call set_labels first")
-        need = len(self) * self.world_size  # batches of the epoch over all ranks
-        rounds = -(-need // self._pk.batches_per_epoch)  # P×K epochs per epoch (usually 1)
-        stream = itertools.chain.from_iterable(self._pk.epoch_batches(self.epoch * rounds + r) for r in range(rounds))
-        yield from itertools.islice(stream, self.rank, need, self.world_size)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch,
-            "seed": self.seed,
-            "labels": None if self.labels is None else self.labels.copy(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = int(state["epoch"])
-        self.seed = int(state.get("seed", self.seed))
-        if state.get("labels") is not None:
-            self.set_labels(state["labels"])
+            raise RuntimeError("PseudoLabelBatches has no pseudo-labels: call set_labels first")
+        rounds = -(-len(self) // len(self._pk))  # P×K epochs per epoch (usually 1)
+        stream = itertools.chain.from_iterable(self._pk.batches(epoch * rounds + r) for r in range(rounds))
+        yield from itertools.islice(stream, len(self))

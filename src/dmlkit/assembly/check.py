@@ -1,0 +1,113 @@
+"""Checking a config before anything is created: a dry build of the whole run on shapes only.
+
+:func:`check_config` builds every component of a run the way the run will (:mod:`.components`),
+on PyTorch's ``meta`` device, where tensors have shapes and no storage: the model head, the loss,
+the method, the optimiser and the LR schedule, plus the dataset's transforms and the ``trainer``
+values. A typo or a bad value in any section is a :class:`~dmlkit.errors.ConfigError` naming the
+key before a dataset is read, a weight loaded, a process launched or a run directory created.
+
+Facts that need the data (class and image counts) are placeholders here; the checks that depend
+on them run when the run is assembled, still before its directory is created.
+
+It also resolves what the config leaves to be derived, so that the run's ``config.yaml`` records
+what was used: the image size, the loss of a method that trains one (``triplet`` when the config
+names none), and the P×K keys of a method that trains on P×K batches. A method with a loss of its
+own rejects a ``loss`` section, and a method with its own batches rejects the P×K keys, rather
+than recording settings it ignores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from dmlkit.assembly.components import (
+    DEFAULT_LOSS,
+    PK_DEFAULTS,
+    build_method,
+    build_model,
+    build_optimization,
+    method_takes_loss,
+    method_uses_labels,
+    uses_pk_batches,
+)
+from dmlkit.assembly.data import image_size, transform
+from dmlkit.assembly.devices import check_trainer
+from dmlkit.config import RunConfig
+from dmlkit.data.registry import get_dataset_spec
+from dmlkit.errors import ConfigError
+from dmlkit.facts import RunFacts
+from dmlkit.methods import Method
+from dmlkit.models.pretrained import check_pretrained
+
+#: Placeholder data facts of the dry build (large enough never to trip a size check).
+DRY_NUM_CLASSES = 1000
+DRY_NUM_EXAMPLES = 10**9
+
+
+def run_facts(
+    cfg: RunConfig, feature_dim: int, embedding_dim: int, num_classes: int, class_names, num_examples: int
+) -> RunFacts:
+    """The :class:`RunFacts` of ``cfg`` with the model's sizes and the training set's counts."""
+    spec = get_dataset_spec(cfg.data.dataset)
+    supervised = method_uses_labels(cfg)
+    return RunFacts(
+        dataset=spec.name,
+        mode=spec.mode,
+        image_size=image_size(cfg, spec),
+        feature_dim=int(feature_dim),
+        embedding_dim=int(embedding_dim),
+        supervised=supervised,
+        num_classes=int(num_classes) if supervised else 0,
+        class_names=tuple(class_names) if supervised else (),
+        num_examples=int(num_examples),
+        query_gallery="query" in spec.splits,
+        epochs=cfg.trainer.epochs,
+        eval_every=cfg.trainer.eval_every,
+        seed=cfg.seed,
+    )
+
+
+def _resolve_batches(cfg: RunConfig, method: Method) -> RunConfig:
+    """Fill the P×K keys of a P×K method; refuse them for a method with its own batches."""
+    d = cfg.data
+    if uses_pk_batches(method):
+        filled = {k: v if getattr(d, k) is None else getattr(d, k) for k, v in PK_DEFAULTS.items()}
+        return dataclasses.replace(cfg, data=dataclasses.replace(d, **filled))
+    given = [f"data.{k}" for k in PK_DEFAULTS if getattr(d, k) is not None]
+    if given:
+        raise ConfigError(
+            f"config key(s) {', '.join(given)}: method {cfg.method['name']!r} draws its own batches (see its "
+            "method.* keys) and does not use the P×K sampler; remove them (or set them to null over inherited values)"
+        )
+    return cfg
+
+
+def check_config(cfg: RunConfig) -> RunConfig:
+    """Dry-build ``cfg`` (see the module docstring) and return it resolved.
+
+    Raises:
+        ConfigError: Any invalid key or value, naming it and what was expected.
+    """
+    spec = get_dataset_spec(cfg.data.dataset)
+    if cfg.loss is None and method_takes_loss(cfg):
+        cfg = dataclasses.replace(cfg, loss=dict(DEFAULT_LOSS))
+    check_trainer(cfg.trainer)
+    check_pretrained(cfg.model.pretrained)
+    with torch.device("meta"):
+        model = build_model(cfg, 1 if spec.mode == "L" else 3, pretrained=False)
+        facts = run_facts(
+            cfg,
+            model.feature_dim,
+            model.embedding_dim,
+            DRY_NUM_CLASSES,
+            [str(c) for c in range(DRY_NUM_CLASSES)],
+            DRY_NUM_EXAMPLES,
+        )
+        for kind in ("train", "eval"):
+            transform(cfg, facts, kind)
+        method = build_method(cfg, facts, model)
+        build_optimization(cfg, model, method, steps_per_epoch=1)
+    resolved = _resolve_batches(cfg, method)
+    return dataclasses.replace(resolved, data=dataclasses.replace(resolved.data, image_size=facts.image_size))
