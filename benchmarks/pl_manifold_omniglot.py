@@ -51,14 +51,12 @@ def pretrain(weights: Path, run_dir: Path, overrides: list[str]) -> None:
 
 def diagnostics_of(run_dir: Path, seed: int) -> dict[str, float]:
     """The similarity-quality diagnostics of a run's final (student) test embedding."""
-    from dmlkit.evaluation.embed import embed_dataset
+    import dmlkit
     from dmlkit.methods.pl_manifold.diagnostics_run import run_diagnostics
-    from dmlkit.training.restore import load_trained
-    from dmlkit.training.trainer import build_eval_split
 
-    run = load_trained(run_dir)
-    test = build_eval_split(run.cfg)
-    emb, labels = embed_dataset(lambda x: run.method.embed_for_eval(run.model, x), test.query, batch_size=512)
+    run = dmlkit.load_run(run_dir)
+    test = run.embed(run.dataset("test"))
+    emb, labels = torch.from_numpy(test.embeddings), test.labels
     defaults = {"rank": 2, "max_size": 10, "threshold": 0.8, "subset_selection": True, "residual_scale": "local"}
     return run_diagnostics(emb, np.asarray(labels), piece_args=defaults, seed=seed)
 

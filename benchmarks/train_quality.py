@@ -34,10 +34,11 @@ def main() -> None:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         start = time.perf_counter()
-        metrics = Trainer(cfg, run_dir).fit()
+        trainer = Trainer(cfg, run_dir)
+        metrics, cfg = trainer.fit(), trainer.cfg  # the resolved config (its default loss, ...)
         results[path] = {
             "dataset": cfg.data.dataset,
-            "loss": cfg.loss["name"],
+            "loss": (cfg.loss or {}).get("name"),
             "method": cfg.method["name"],
             "epochs": cfg.trainer.epochs,
             "untrained": metrics["untrained"],

@@ -104,6 +104,7 @@ def test_datasets_lists_layouts(capsys):
     assert "Ebay_train.txt" in out and "cars_annos.mat" in out
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu_writes_one_run(tmp_path):
     """``trainer.devices=2``: Lightning re-launches the command; every process must use the first's run dir."""
     import os

@@ -115,6 +115,7 @@ DVML = [
 ]
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_keeps_the_phase_and_writes_tsne(tmp_path, monkeypatch):
     straight = Trainer(load_config(QUICKSTART, DVML), tmp_path / "a").fit()
     for name in ("tsne_test.png", "tsne_centred.png"):

@@ -103,6 +103,7 @@ def test_reload_best_is_asked_for_before_the_named_epochs():
     assert [e + 1 for e in range(60) if method.restore_best_before(e)] == [31, 51]
 
 
+@pytest.mark.slow
 def test_trains_in_the_trainer(tmp_path):
     cfg = load_config(
         QUICKSTART,

@@ -189,6 +189,7 @@ def magnet_config(*extra):
     return load_config(QUICKSTART, [*MAGNET, *extra])
 
 
+@pytest.mark.slow
 def test_trains_refreshes_and_plots(tmp_path, monkeypatch):
     seen = []
     original = magnet_module.build_cluster_index
@@ -209,6 +210,7 @@ def test_trains_refreshes_and_plots(tmp_path, monkeypatch):
     assert len(extra["loss_history"]) == 12 and extra["index"]["assignments"].shape == (len(seen[0]),)
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_keeps_index_and_sampler_state(tmp_path, monkeypatch):
     extra = ["trainer.epochs=2", "trainer.checkpoint_every_steps=2", "method.plots=false"]
     Trainer(magnet_config(*extra), tmp_path / "a").fit()
@@ -238,6 +240,7 @@ def test_resume_mid_epoch_keeps_index_and_sampler_state(tmp_path, monkeypatch):
     )
 
 
+@pytest.mark.slow
 def test_refresh_every_steps(tmp_path, monkeypatch):
     calls = []
     original = magnet_module.build_cluster_index

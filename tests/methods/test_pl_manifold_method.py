@@ -55,6 +55,7 @@ def test_knn_sampler_batches_are_queries_with_their_neighbours():
         sampler.set_neighbours(knn[:, :1])
 
 
+@pytest.mark.slow
 def test_trains_without_ever_reading_a_training_label(tmp_path, monkeypatch):
     hide_training_labels(monkeypatch)
     seen = []
@@ -95,6 +96,7 @@ def test_teacher_is_an_ema_of_the_student():
         assert torch.allclose(method.teacher.module.get_parameter(name), 0.9 * before[name] + 0.1 * p, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_keeps_teacher_proxies_and_neighbourhoods(tmp_path):
     same = [*RUN, "trainer.eval_every=1", "method.diagnostics=every"]  # the two runs evaluate alike
     cfg2 = load_config(QUICKSTART, [*same, "trainer.epochs=2"])
@@ -137,6 +139,7 @@ def test_bad_parameters_name_the_key():
             PLManifoldMethod(model, embedding_dim=8, num_examples=50, **kwargs)
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_restores_the_neighbourhoods_without_recomputing(tmp_path, monkeypatch):
     extra = [*RUN, "trainer.epochs=2", "trainer.checkpoint_every_steps=2", "trainer.max_steps_per_epoch=4"]
     extra.append("method.diagnostics=never")

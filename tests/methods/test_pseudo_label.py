@@ -82,6 +82,7 @@ def test_bad_parameters_name_the_key():
     assert "pseudo_label" in METHODS and not PseudoLabelMethod.uses_labels
 
 
+@pytest.mark.slow
 def test_kmeans_pseudo_labels_are_installed_before_the_first_batch_and_no_label_is_read(tmp_path, monkeypatch):
     hide_training_labels(monkeypatch)
     clusterings = []
@@ -113,6 +114,7 @@ def test_kmeans_pseudo_labels_are_installed_before_the_first_batch_and_no_label_
     assert "sampler" not in state  # checkpointed once, as the method's state
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_keeps_the_pseudo_labels_and_the_batches(tmp_path, monkeypatch):
     run = [*RUN, "trainer.checkpoint_every_steps=2", "trainer.max_steps_per_epoch=4"]
     seen = []

@@ -40,18 +40,6 @@ def test_resnet50_max_pooling_gray_input():
     assert out.shape == (2, 16) and model.feature_dim == 2048
 
 
-def test_param_groups_split_backbone_and_head():
-    model = build_model("small_cnn", 8, in_channels=1, head_init="orthogonal")
-    groups = model.param_groups()
-    assert set(groups) == {"backbone", "head"}
-    assert [id(p) for p in groups["head"]] == [id(model.head.linear.weight), id(model.head.linear.bias)]
-    ids = [id(p) for g in groups.values() for p in g]
-    assert sorted(ids) == sorted(id(p) for p in model.parameters())
-    frozen = build_model("small_cnn", 8, in_channels=1, freeze_bn=True)
-    assert len(frozen.param_groups()["backbone"]) == 3  # the three convolutions; BN affine excluded
-    assert len(frozen.param_groups(trainable_only=False)["backbone"]) == 9
-
-
 def test_spec_records_the_protocol():
     model = build_model("small_cnn", 8, in_channels=1, pooling="avgmax", backbone_kwargs={"width": 8})
     assert model.spec["pooling"] == "avgmax" and model.spec["weights"] == "random"

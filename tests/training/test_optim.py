@@ -51,3 +51,19 @@ def test_bad_scheduler_values():
         build_scheduler(SchedulerConfig(name="step", step_epochs=0), opt, 1, 1)
     with pytest.raises(ConfigError, match="optimizer.betas"):
         build_optimizer(OptimizerConfig(betas=[0.9]), [{"params": [torch.nn.Parameter(torch.zeros(1))]}])
+
+
+def test_parameter_groups_split_backbone_head_and_the_loss_proxies():
+    from dmlkit.losses import build_loss
+    from dmlkit.methods.metric_loss import MetricLossMethod
+    from dmlkit.models import build_model
+    from dmlkit.training.optim import parameter_groups
+
+    model = build_model("small_cnn", 8, in_channels=1, freeze_bn=True)
+    method = MetricLossMethod(build_loss("proxy_anchor", {"lr_mult": 50.0}, embedding_dim=8, num_classes=3))
+    cfg = OptimizerConfig(lr=1e-3, backbone_lr_mult=0.1, head_lr_mult=2.0)
+    groups = {g["name"]: g for g in parameter_groups(cfg, model, method)}
+    assert {k: g["lr"] for k, g in groups.items()} == pytest.approx({"backbone": 1e-4, "head": 2e-3, "loss": 5e-2})
+    assert len(groups["backbone"]["params"]) == 3  # the three convolutions; the frozen BN affine excluded
+    assert [id(p) for p in groups["head"]["params"]] == [id(model.head.linear.weight), id(model.head.linear.bias)]
+    assert groups["loss"]["params"] == list(method.loss.parameters())

@@ -26,6 +26,7 @@ def small_config(*extra: str):
     return load_config(QUICKSTART, [*QUICK, *extra])
 
 
+@pytest.mark.slow
 def test_quickstart_learns(tmp_path):
     """The main job as shipped: zero-shot R@1, MAP@R and NMI clearly above the untrained model."""
     cfg = load_config(QUICKSTART, ["trainer.progress_bar=false"])
@@ -50,6 +51,7 @@ def _final_weights(run_dir):
     return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
 
 
+@pytest.mark.slow
 def test_resume_between_epochs_matches_uninterrupted(tmp_path):
     # constant LR: a cosine schedule depends on trainer.epochs, which differs between the two runs
     extra = [
@@ -66,6 +68,7 @@ def test_resume_between_epochs_matches_uninterrupted(tmp_path):
     assert resumed["history"] == straight["history"]
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_matches_uninterrupted(tmp_path, monkeypatch):
     extra = [
         "trainer.epochs=2",
@@ -92,6 +95,7 @@ def test_resume_mid_epoch_matches_uninterrupted(tmp_path, monkeypatch):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     original = MetricLossMethod.training_step
     calls = {"n": 0}
@@ -114,6 +118,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     assert metrics["status"] == "failed" and "global step 5" in metrics["error"]
 
 
+@pytest.mark.slow
 def test_training_is_seeded(tmp_path):
     extra = ["trainer.epochs=1", "trainer.max_steps_per_epoch=2", "eval.untrained=false"]
     a = Trainer(small_config(*extra), tmp_path / "a").fit()
@@ -135,6 +140,7 @@ def _folder_with_singleton(root):
                 Image.fromarray(np.full((16, 16, 3), 30 * j, dtype=np.uint8)).save(root / split / cls / f"{j}.png")
 
 
+@pytest.mark.slow
 def test_single_image_training_class_is_an_error_or_a_documented_skip(tmp_path):
     from dmlkit.errors import DatasetError
 
@@ -160,6 +166,7 @@ def test_single_image_training_class_is_an_error_or_a_documented_skip(tmp_path):
 INTRA = ["method={name: intra_batch, heads: 2}", "loss=null", "optimizer.name=radam"]
 
 
+@pytest.mark.slow
 def test_reload_best_restores_the_best_weights_and_keeps_the_optimiser(tmp_path, monkeypatch):
     """A method asking for ``restore_best_before`` (Intra-batch's ``reload_best_at``): the epoch
     starts from best.pt's weights, not the last epoch's; the optimiser goes on."""

@@ -7,7 +7,9 @@ values. A typo or a bad value in any section is a :class:`~dmlkit.errors.ConfigE
 key before a dataset is read, a weight loaded, a process launched or a run directory created.
 
 Facts that need the data (class and image counts) are placeholders here; the checks that depend
-on them run when the run is assembled, still before its directory is created.
+on them run when the run is assembled, still before its directory is created. (A few
+pytorch-metric-learning losses create their proxies with the legacy ``torch.Tensor`` constructor,
+which ignores the meta device: with the placeholder class count they take a few megabytes.)
 
 It also resolves what the config leaves to be derived, so that the run's ``config.yaml`` records
 what was used: the image size, the loss of a method that trains one (``triplet`` when the config

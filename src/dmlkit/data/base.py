@@ -11,7 +11,7 @@ import io
 import threading
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +63,6 @@ class DMLDataset(Dataset):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    @property
-    def channels(self) -> int:
-        return 3 if self.mode == "RGB" else 1
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -206,8 +202,6 @@ class DatasetSpec:
     mode: str
     build: Callable[[Path | None, str], DMLDataset]
     default_image_size: int = 224
-    needs_root: bool = True
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def eval_split(self, root: Path | None) -> EvalSplit:
         """Query/gallery datasets of the test side."""

@@ -73,15 +73,3 @@ class EmbeddingModel(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images → final embedding; equals ``embed(features(images))``."""
         return self.embed(self.features(images))
-
-    def param_groups(self, trainable_only: bool = True) -> dict[str, list[nn.Parameter]]:
-        """Parameters split into ``backbone`` and ``head`` (for per-group LR multipliers).
-
-        Args:
-            trainable_only: Leave out parameters with ``requires_grad=False`` (frozen BatchNorm).
-        """
-
-        def keep(params: Any) -> list[nn.Parameter]:
-            return [p for p in params if p.requires_grad or not trainable_only]
-
-        return {"backbone": keep(self.backbone.parameters()), "head": keep(self.head.parameters())}

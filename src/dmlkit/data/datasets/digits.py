@@ -35,6 +35,5 @@ SPEC = register_dataset(
         mode="L",
         build=build,
         default_image_size=8,
-        needs_root=False,
     )
 )
