@@ -49,11 +49,6 @@ class RunFacts:
     eval_every: int
     seed: int
 
-    @property
-    def in_channels(self) -> int:
-        """Image channels the model takes: 1 for gray datasets, 3 for colour."""
-        return 1 if self.mode == "L" else 3
-
     def to_dict(self) -> dict[str, Any]:
         """Plain data (stored in checkpoints)."""
         return {**dataclasses.asdict(self), "class_names": list(self.class_names)}

@@ -9,7 +9,7 @@ The trainer (:mod:`dmlkit.training.trainer`), ``dmlkit eval``/``embed`` and the 
 (:mod:`dmlkit.api`) all go through here, so a run is built the same way wherever it is used.
 """
 
-from dmlkit.assembly.check import check_config, run_facts
+from dmlkit.assembly.check import check_config
 from dmlkit.assembly.components import build_method, build_model
 from dmlkit.assembly.devices import build_fabric, check_trainer
 from dmlkit.assembly.embedding import FabricEmbedder
@@ -29,5 +29,4 @@ __all__ = [
     "check_trainer",
     "resolve_checkpoint",
     "restore_run",
-    "run_facts",
 ]

@@ -31,44 +31,19 @@ from dmlkit.assembly.components import (
     build_model,
     build_optimization,
     method_takes_loss,
-    method_uses_labels,
+    run_facts,
     uses_pk_batches,
 )
-from dmlkit.assembly.data import image_size, transform
+from dmlkit.assembly.data import transform
 from dmlkit.assembly.devices import check_trainer
 from dmlkit.config import RunConfig
-from dmlkit.data.registry import get_dataset_spec
 from dmlkit.errors import ConfigError
-from dmlkit.facts import RunFacts
 from dmlkit.methods import Method
 from dmlkit.models.pretrained import check_pretrained
 
 #: Placeholder data facts of the dry build (large enough never to trip a size check).
 DRY_NUM_CLASSES = 1000
 DRY_NUM_EXAMPLES = 10**9
-
-
-def run_facts(
-    cfg: RunConfig, feature_dim: int, embedding_dim: int, num_classes: int, class_names, num_examples: int
-) -> RunFacts:
-    """The :class:`RunFacts` of ``cfg`` with the model's sizes and the training set's counts."""
-    spec = get_dataset_spec(cfg.data.dataset)
-    supervised = method_uses_labels(cfg)
-    return RunFacts(
-        dataset=spec.name,
-        mode=spec.mode,
-        image_size=image_size(cfg, spec),
-        feature_dim=int(feature_dim),
-        embedding_dim=int(embedding_dim),
-        supervised=supervised,
-        num_classes=int(num_classes) if supervised else 0,
-        class_names=tuple(class_names) if supervised else (),
-        num_examples=int(num_examples),
-        query_gallery="query" in spec.splits,
-        epochs=cfg.trainer.epochs,
-        eval_every=cfg.trainer.eval_every,
-        seed=cfg.seed,
-    )
 
 
 def _resolve_batches(cfg: RunConfig, method: Method) -> RunConfig:
@@ -92,13 +67,12 @@ def check_config(cfg: RunConfig) -> RunConfig:
     Raises:
         ConfigError: Any invalid key or value, naming it and what was expected.
     """
-    spec = get_dataset_spec(cfg.data.dataset)
     if cfg.loss is None and method_takes_loss(cfg):
         cfg = dataclasses.replace(cfg, loss=dict(DEFAULT_LOSS))
     check_trainer(cfg.trainer)
     check_pretrained(cfg.model.pretrained)
     with torch.device("meta"):
-        model = build_model(cfg, 1 if spec.mode == "L" else 3, pretrained=False)
+        model = build_model(cfg, pretrained=False)
         facts = run_facts(
             cfg,
             model.feature_dim,
@@ -108,7 +82,7 @@ def check_config(cfg: RunConfig) -> RunConfig:
             DRY_NUM_EXAMPLES,
         )
         for kind in ("train", "eval"):
-            transform(cfg, facts, kind)
+            transform(cfg, kind)
         method = build_method(cfg, facts, model)
         build_optimization(cfg, model, method, steps_per_epoch=1)
     resolved = _resolve_batches(cfg, method)

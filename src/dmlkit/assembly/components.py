@@ -10,8 +10,10 @@ from typing import Any
 
 import torch
 
+from dmlkit.assembly.data import image_size
 from dmlkit.config import RunConfig
 from dmlkit.data.base import DMLDataset
+from dmlkit.data.registry import get_dataset_spec
 from dmlkit.data.samplers import BatchSource, PKBatches
 from dmlkit.errors import ConfigError
 from dmlkit.facts import RunFacts
@@ -28,10 +30,11 @@ PK_DEFAULTS = {"classes_per_batch": 5, "samples_per_class": 8, "skip_singleton_c
 DEFAULT_LOSS = {"name": "triplet"}
 
 
-def build_model(cfg: RunConfig, in_channels: int, pretrained: bool | str | None = None) -> EmbeddingModel:
-    """The embedding model of ``model.*`` for ``in_channels``-channel images (``pretrained``
-    overrides ``model.pretrained``: a restored run takes its weights from the checkpoint)."""
+def build_model(cfg: RunConfig, pretrained: bool | str | None = None) -> EmbeddingModel:
+    """The embedding model of ``model.*`` for the training dataset's images (1 channel for gray ones;
+    ``pretrained`` overrides ``model.pretrained``: a restored run takes its weights from the checkpoint)."""
     m = cfg.model
+    in_channels = 1 if get_dataset_spec(cfg.data.dataset).mode == "L" else 3
     return build_embedding_model(
         backbone=m.backbone,
         embedding_dim=m.embedding_dim,
@@ -43,6 +46,29 @@ def build_model(cfg: RunConfig, in_channels: int, pretrained: bool | str | None 
         head_init=m.head_init,
         backbone_kwargs=m.backbone_kwargs,
         head_dropout=m.head_dropout,
+    )
+
+
+def run_facts(
+    cfg: RunConfig, feature_dim: int, embedding_dim: int, num_classes: int, class_names, num_examples: int
+) -> RunFacts:
+    """The :class:`RunFacts` of ``cfg`` with the model's sizes and the training set's counts."""
+    spec = get_dataset_spec(cfg.data.dataset)
+    supervised = method_uses_labels(cfg)
+    return RunFacts(
+        dataset=spec.name,
+        mode=spec.mode,
+        image_size=image_size(cfg, spec),
+        feature_dim=int(feature_dim),
+        embedding_dim=int(embedding_dim),
+        supervised=supervised,
+        num_classes=int(num_classes) if supervised else 0,
+        class_names=tuple(class_names) if supervised else (),
+        num_examples=int(num_examples),
+        query_gallery="query" in spec.splits,
+        epochs=cfg.trainer.epochs,
+        eval_every=cfg.trainer.eval_every,
+        seed=cfg.seed,
     )
 
 
@@ -72,7 +98,15 @@ def _loss(cfg: RunConfig, facts: RunFacts) -> MetricLoss | None:
             f"(losses: {', '.join(LOSSES.names())})"
         )
     params = {k: v for k, v in cfg.loss.items() if k != "name"}
-    return build_loss(cfg.loss["name"], params, embedding_dim=facts.embedding_dim, num_classes=facts.num_classes)
+    try:
+        return build_loss(cfg.loss["name"], params, embedding_dim=facts.embedding_dim, num_classes=facts.num_classes)
+    except ConfigError as exc:
+        if facts.supervised or "number of training classes" not in str(exc):
+            raise
+        raise ConfigError(
+            f"config key 'loss.name': method {name!r} reads no training label, so loss {cfg.loss['name']!r}, which "
+            "has parameters per class, cannot be trained; use a pair or triplet loss"
+        ) from exc
 
 
 def build_method(cfg: RunConfig, facts: RunFacts, model: EmbeddingModel) -> Method:

@@ -1,4 +1,8 @@
-"""The datasets of a run, with their transforms: one place derives the image size and channel mode."""
+"""The datasets of a run, with their transforms: one place derives the image size and channel mode.
+
+Both come from the training dataset (``data.dataset``) and ``data.image_size``: another dataset
+evaluated or embedded with a trained run is read at the run's size and mode, the model's input.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from dmlkit.data.base import DatasetSpec, DMLDataset, EvalSplit
 from dmlkit.data.registry import check_split, get_dataset_spec
 from dmlkit.data.transforms import build_transforms
 from dmlkit.data.unlabeled import UnlabeledDataset
-from dmlkit.facts import RunFacts
 
 
 def _root(root: str | Path | None) -> Path | None:
@@ -22,9 +25,10 @@ def image_size(cfg: RunConfig, spec: DatasetSpec | None = None) -> int:
     return cfg.data.image_size or (spec or get_dataset_spec(cfg.data.dataset)).default_image_size
 
 
-def transform(cfg: RunConfig, facts: RunFacts, kind: str):
+def transform(cfg: RunConfig, kind: str):
     """The ``train`` or ``eval`` transform of the run (its image size and mode, ``data.transform``)."""
-    return build_transforms(kind, facts.image_size, facts.mode, **cfg.data.transform)
+    spec = get_dataset_spec(cfg.data.dataset)
+    return build_transforms(kind, image_size(cfg, spec), spec.mode, **cfg.data.transform)
 
 
 @dataclass
@@ -36,12 +40,12 @@ class TrainingSets:
     train_eval: DMLDataset
 
 
-def build_training_sets(cfg: RunConfig, facts: RunFacts, hide_labels: bool) -> TrainingSets:
+def build_training_sets(cfg: RunConfig, hide_labels: bool) -> TrainingSets:
     """The ``train`` split of ``data.dataset`` with both transforms."""
     raw = get_dataset_spec(cfg.data.dataset).build(_root(cfg.data.root), "train")
     train, train_eval = (
-        raw.with_transform(transform(cfg, facts, "train")),
-        raw.with_transform(transform(cfg, facts, "eval")),
+        raw.with_transform(transform(cfg, "train")),
+        raw.with_transform(transform(cfg, "eval")),
     )
     if hide_labels:  # the method never sees a training label: reading one raises
         train, train_eval = UnlabeledDataset(train), UnlabeledDataset(train_eval)
@@ -57,25 +61,18 @@ def _other(cfg: RunConfig, dataset: str | None, root: str | Path | None) -> tupl
     return get_dataset_spec(name), _root(root)
 
 
-def build_eval_split(
-    cfg: RunConfig, facts: RunFacts, dataset: str | None = None, root: str | Path | None = None
-) -> EvalSplit:
-    """The test side (query and gallery) of ``dataset`` (default: the run's) with the run's eval transform.
-
-    Another dataset is read at the run's image size and channel mode, the model's input.
-    """
+def build_eval_split(cfg: RunConfig, dataset: str | None = None, root: str | Path | None = None) -> EvalSplit:
+    """The test side (query and gallery) of ``dataset`` (default: the run's) with the run's eval transform."""
     spec, path = _other(cfg, dataset, root)
     split = spec.eval_split(path)
-    tf = transform(cfg, facts, "eval")
+    tf = transform(cfg, "eval")
     return EvalSplit(
         split.query.with_transform(tf), None if split.gallery is None else split.gallery.with_transform(tf)
     )
 
 
-def build_split(
-    cfg: RunConfig, facts: RunFacts, split: str, dataset: str | None = None, root: str | Path | None = None
-) -> DMLDataset:
+def build_split(cfg: RunConfig, split: str, dataset: str | None = None, root: str | Path | None = None) -> DMLDataset:
     """Split ``split`` of ``dataset`` (default: the run's) with the run's eval transform (``dmlkit embed``)."""
     spec, path = _other(cfg, dataset, root)
     check_split(spec, split)
-    return spec.build(path, split).with_transform(transform(cfg, facts, "eval"))
+    return spec.build(path, split).with_transform(transform(cfg, "eval"))

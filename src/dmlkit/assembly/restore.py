@@ -121,17 +121,17 @@ class RestoredRun:
 
     def dataset(self, split: str = "test", dataset: str | None = None, root: str | Path | None = None) -> DMLDataset:
         """Split ``split`` of ``dataset`` (default: the run's, at ``data.root``) with the run's eval transform."""
-        return build_split(self.cfg, self.facts, split, dataset, root)
+        return build_split(self.cfg, split, dataset, root)
 
     def folder(self, folder: str | Path) -> DMLDataset:
         """Every image under ``folder`` (label = parent folder name) with the run's eval transform."""
         from dmlkit.data.datasets.folder import image_folder
 
-        return image_folder(Path(folder), mode=self.facts.mode).with_transform(transform(self.cfg, self.facts, "eval"))
+        return image_folder(Path(folder), mode=self.facts.mode).with_transform(transform(self.cfg, "eval"))
 
     def evaluator(self, dataset: str | None = None, root: str | Path | None = None) -> Evaluator:
         """The run's evaluation of the test side of ``dataset`` (default: the run's)."""
-        split = build_eval_split(self.cfg, self.facts, dataset, root)
+        split = build_eval_split(self.cfg, dataset, root)
         return Evaluator(split, self.cfg.eval, self.cfg.seed, self.embedder, self.method.eval_metrics)
 
     def evaluate(
@@ -161,7 +161,7 @@ def restore_run(
         )
     cfg = config_from_dict(state["config"])
     facts = RunFacts.from_dict(state["facts"])
-    model = build_model(cfg, facts.in_channels, pretrained=False)  # the checkpoint holds the weights
+    model = build_model(cfg, pretrained=False)  # the checkpoint holds the weights
     model.load_state_dict(state["model"])
     method = build_method(cfg, facts, model)
     method.load_state_dict(state["method"])

@@ -9,19 +9,18 @@ from typing import Any
 import torch
 from lightning.fabric import Fabric
 
-from dmlkit.assembly.check import run_facts
 from dmlkit.assembly.components import (
     batch_source,
     build_method,
     build_model,
     build_optimization,
     method_uses_labels,
+    run_facts,
 )
 from dmlkit.assembly.data import TrainingSets, build_eval_split, build_training_sets
 from dmlkit.assembly.embedding import FabricEmbedder
 from dmlkit.config import RunConfig
 from dmlkit.data.base import EvalSplit
-from dmlkit.data.registry import get_dataset_spec
 from dmlkit.data.samplers import EpochBatchSampler
 from dmlkit.errors import ConfigError
 from dmlkit.evaluation.evaluator import Evaluator
@@ -81,14 +80,11 @@ def assemble(cfg: RunConfig, fabric: Fabric, plots_dir: Path | None = None) -> R
         fabric: The run's Fabric (launched): its device, precision and ranks.
         plots_dir: Where the method writes figures (``RUN_DIR/plots``); used on rank 0 only.
     """
-    spec = get_dataset_spec(cfg.data.dataset)
     supervised = method_uses_labels(cfg)
-    in_channels = 1 if spec.mode == "L" else 3
     # The data first: a missing dataset is reported before a backbone's weights are loaded.
-    provisional = run_facts(cfg, 0, 0, 0, (), 0)
-    data = build_training_sets(cfg, provisional, hide_labels=not supervised)
-    test = build_eval_split(cfg, provisional)
-    model = build_model(cfg, in_channels)
+    data = build_training_sets(cfg, hide_labels=not supervised)
+    test = build_eval_split(cfg)
+    model = build_model(cfg)
     raw = data.train
     facts = run_facts(
         cfg,

@@ -43,7 +43,6 @@ through :meth:`Method.extra_checkpoint_state` / :meth:`Method.load_extra_checkpo
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,11 +100,6 @@ class Method(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.runtime: MethodRuntime | None = None
-
-    @classmethod
-    def takes_loss(cls) -> bool:
-        """Whether the constructor takes the run's ``loss`` (otherwise the method has its own)."""
-        return "loss" in inspect.signature(cls).parameters
 
     def bind(self, runtime: MethodRuntime) -> None:
         """Attach the services of a training run (see :class:`MethodRuntime`); creates no parameter."""

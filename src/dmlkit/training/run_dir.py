@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from dmlkit.config import RunConfig, config_from_dict, config_to_dict, read_yaml
+from dmlkit.errors import DmlkitError
 from dmlkit.files import atomic_write_json, atomic_write_text
 
 _PACKAGES = (
@@ -98,6 +100,31 @@ class RunDir:
 
     def write_env(self, data: dict[str, Any]) -> None:
         atomic_write_json(self.env, data)
+
+
+#: Keys that may differ between a run's saved config and the config it is resumed with.
+RESUMABLE_CHANGES = ("trainer.epochs", "trainer.progress_bar", "trainer.threads", "data.num_workers")
+
+
+def check_run_dir(run: RunDir, cfg: RunConfig, resume: bool) -> None:
+    """A new run needs a directory without a run in it; a resumed one, its checkpoint and the same config
+    (resolved, as ``config.yaml`` records it) up to :data:`RESUMABLE_CHANGES`."""
+    if not resume:
+        if run.last.exists():
+            raise DmlkitError(
+                f"run directory {run.path} already holds a run ({run.last} exists): resume it (--resume) "
+                "or choose another directory"
+            )
+        return
+    if not run.last.is_file():
+        raise DmlkitError(f"--resume: no checkpoint to resume at {run.last}")
+    saved = config_to_dict(config_from_dict(read_yaml(run.config)))
+    bad = [k for k in changed_keys(saved, config_to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+    if bad:
+        raise DmlkitError(
+            f"--resume: the config differs from the one saved in {run.config} at {', '.join(bad)}; "
+            f"only {', '.join(RESUMABLE_CHANGES)} may change when resuming"
+        )
 
 
 def new_run_dir(output_dir: str | Path, name: str) -> Path:

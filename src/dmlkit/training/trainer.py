@@ -22,20 +22,17 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dmlkit.assembly import RunAssembly, assemble, build_fabric, check_config
-from dmlkit.config import RunConfig, config_from_dict, config_to_dict, dump_yaml, read_yaml
+from dmlkit.config import RunConfig, config_to_dict, dump_yaml
 from dmlkit.data.base import stack_batch
 from dmlkit.errors import ConfigError, DmlkitError, TrainingError
 from dmlkit.evaluation.evaluator import Evaluation
 from dmlkit.methods import TrainStep
 from dmlkit.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dmlkit.training.run_dir import RunDir, changed_keys, environment_info
+from dmlkit.training.run_dir import RunDir, check_run_dir, environment_info
 
 # Fabric's CSV logger appends to an existing metrics.csv (resume); its warning that old logs
 # "will be deleted" is wrong for that case.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-
-#: Keys that may differ between a run's saved config and the config it is resumed with.
-RESUMABLE_CHANGES = ("trainer.epochs", "trainer.progress_bar", "trainer.threads", "data.num_workers")
 
 
 def _format_metrics(metrics: dict[str, Any]) -> str:
@@ -51,8 +48,8 @@ class Trainer:
         run_dir: Where config, logs, checkpoints, figures and metrics go. Created once the run is
             assembled; it must not hold another run unless ``resume``.
         resume: Continue from ``run_dir/checkpoints/last.pt`` (model, method, optimiser, schedule,
-            position in the epoch, RNG state); only :data:`RESUMABLE_CHANGES` may differ from the
-            saved config.
+            position in the epoch, RNG state); only
+            :data:`~dmlkit.training.run_dir.RESUMABLE_CHANGES` may differ from the saved config.
         fabric: An existing Fabric (tests); by default one is built from ``cfg.trainer``.
     """
 
@@ -60,7 +57,7 @@ class Trainer:
         self.cfg = check_config(cfg)
         self.run = RunDir(Path(run_dir))
         self.resume = resume
-        self._check_run_dir()
+        check_run_dir(self.run, self.cfg, resume)
         if self.cfg.trainer.threads:
             torch.set_num_threads(self.cfg.trainer.threads)
         self.fabric = fabric or build_fabric(
@@ -70,24 +67,6 @@ class Trainer:
                 TensorBoardLogger(str(self.run.logs), name="tensorboard", version=""),
             ],
         )
-
-    def _check_run_dir(self) -> None:
-        if not self.resume:
-            if self.run.last.exists():
-                raise DmlkitError(
-                    f"run directory {self.run.path} already holds a run ({self.run.last} exists): resume it "
-                    "(--resume) or choose another directory"
-                )
-            return
-        if not self.run.last.is_file():
-            raise DmlkitError(f"--resume: no checkpoint to resume at {self.run.last}")
-        saved = check_config(config_from_dict(read_yaml(self.run.config)))
-        bad = [k for k in changed_keys(config_to_dict(saved), config_to_dict(self.cfg)) if k not in RESUMABLE_CHANGES]
-        if bad:
-            raise DmlkitError(
-                f"--resume: the config differs from the one saved in {self.run.config} at {', '.join(bad)}; "
-                f"only {', '.join(RESUMABLE_CHANGES)} may change when resuming"
-            )
 
     # ----------------------------------------------------------------- set-up
     def _setup(self) -> None:
