@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from dmlkit.errors import DmlkitError
-from dmlkit.files import atomic_write_json
 from dmlkit.training import checkpoint as ck
 
 
@@ -45,8 +44,3 @@ def test_rng_state_round_trip():
     a = (random.random(), np.random.rand(), torch.rand(1).item())
     ck.set_rng_state(state)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
-
-
-def test_json_writer_handles_numpy(tmp_path):
-    atomic_write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": np.int64(3)})
-    assert (tmp_path / "m.json").read_text().count("0.5") == 1

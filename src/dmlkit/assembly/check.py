@@ -41,9 +41,10 @@ from dmlkit.errors import ConfigError
 from dmlkit.methods import Method
 from dmlkit.models.pretrained import check_pretrained
 
-#: Placeholder data facts of the dry build (large enough never to trip a size check).
+#: Placeholder data facts of the dry build: large enough not to trip a size check meant for the real
+#: data, small enough that a per-example array allocated in a constructor costs a few megabytes.
 DRY_NUM_CLASSES = 1000
-DRY_NUM_EXAMPLES = 10**9
+DRY_NUM_EXAMPLES = 10**6
 
 
 def _resolve_batches(cfg: RunConfig, method: Method) -> RunConfig:

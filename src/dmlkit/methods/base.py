@@ -18,7 +18,10 @@ section plus the values its constructor asks for by name
   ``query_gallery``, ...
 
 Every parameter and buffer is created in the constructor. Restoring a run is therefore "build from
-its config and facts, load the checkpoint", the same for every method.
+its config and facts, load the checkpoint", the same for every method. The config check
+(:func:`dmlkit.assembly.check_config`) also constructs the method, on the meta device and with
+placeholder data facts (1000 classes, 10⁶ images), so a constructor validates its parameters and
+creates its modules, and leaves work on the data to the hooks.
 
 **Batches.** A method that draws its own batches sets :attr:`Method.batch_source` in its
 constructor (a :class:`~dmlkit.data.samplers.BatchSource`); otherwise the run uses the P×K source
@@ -27,7 +30,7 @@ over the training labels (``data.classes_per_batch`` × ``data.samples_per_class
 
 **Run-time services** (training only) are bound after construction with :meth:`Method.bind`: a
 :class:`MethodRuntime` that embeds the training set and names the folder for figures. Binding
-creates no parameter (the trainer checks).
+creates no parameter (the assembly checks).
 
 **Call order.** Training: the constructor, :meth:`bind`; then for every epoch ``e`` (from 0):
 :meth:`restore_best_before` (when it says so, the trainer reloads ``best.pt``'s weights),
