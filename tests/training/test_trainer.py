@@ -69,14 +69,17 @@ def test_resume_between_epochs_matches_uninterrupted(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_mid_epoch_matches_uninterrupted(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("straight", "crashed", "resumed"), [(0, 0, 0), (0, 2, 2), (2, 2, 0)])
+def test_resume_mid_epoch_matches_uninterrupted(tmp_path, monkeypatch, straight, crashed, resumed):
+    """Bit-exact, with random augmentation, whatever the loader workers of each part (the augmentation
+    of an item is seeded by its place in the epoch, not by the worker that loads it)."""
     extra = [
         "trainer.epochs=2",
         "trainer.checkpoint_every_steps=2",
         "eval.untrained=false",
         "data.transform={protocol: small, augment: true}",
     ]
-    Trainer(small_config(*extra), tmp_path / "a").fit()
+    Trainer(small_config(*extra, f"data.num_workers={straight}"), tmp_path / "a").fit()
 
     original = MetricLossMethod.after_step
 
@@ -87,10 +90,10 @@ def test_resume_mid_epoch_matches_uninterrupted(tmp_path, monkeypatch):
 
     monkeypatch.setattr(MetricLossMethod, "after_step", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        Trainer(small_config(*extra), tmp_path / "b").fit()
+        Trainer(small_config(*extra, f"data.num_workers={crashed}"), tmp_path / "b").fit()
     monkeypatch.setattr(MetricLossMethod, "after_step", original)
     assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["global_step"] == 4
-    Trainer(small_config(*extra), tmp_path / "b", resume=True).fit()
+    Trainer(small_config(*extra, f"data.num_workers={resumed}"), tmp_path / "b", resume=True).fit()
     wa, wb = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 

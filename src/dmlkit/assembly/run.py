@@ -100,6 +100,7 @@ def assemble(cfg: RunConfig, fabric: Fabric, plots_dir: Path | None = None) -> R
         fabric.global_rank,
         fabric.world_size,
         cfg.trainer.max_steps_per_epoch,
+        seed=cfg.seed,
     )
     if len(sampler) < 1:
         raise ConfigError(

@@ -10,6 +10,12 @@ length, and starts a resumed epoch at the batch it stopped at. The position is t
 Sources: :class:`PKBatches` (P classes × K images, the default) here; the methods' own in
 :mod:`dmlkit.methods.magnet.sampler`, :mod:`dmlkit.methods.pl_manifold.sampler` and
 :mod:`dmlkit.methods.pseudo_label.sampler`.
+
+**Augmentation seeds.** Given a seed, the epoch sampler hands out every index with a seed of its
+own, a function of (seed, epoch, batch, position in the batch), and :class:`SeededItems` draws that
+item's random transforms from it. An item's augmentation then depends on neither the loader worker
+that loads it nor where an epoch was resumed: a run resumed mid-epoch is exact with any
+``data.num_workers``, and the number of workers does not change a run.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from torch.utils.data import Sampler
+import torch
+from torch.utils.data import Dataset, Sampler
 
 from dmlkit.errors import ConfigError, DatasetError
 
@@ -195,6 +202,49 @@ class PKBatches:
         return [batches[i] for i in rng.permutation(total)]
 
 
+_MASK64 = 2**64 - 1
+
+
+def item_seed(*values: int) -> int:
+    """A 63-bit seed mixed from integers (splitmix64 steps): nearby inputs give unrelated seeds.
+
+    Example:
+        >>> item_seed(0, 1, 2, 3) == item_seed(0, 1, 2, 3) != item_seed(0, 1, 2, 4)
+        True
+    """
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = ((h ^ (int(v) & _MASK64)) * 0xBF58476D1CE4E5B9) & _MASK64
+        h ^= h >> 31
+        h = (h * 0x94D049BB133111EB) & _MASK64
+        h ^= h >> 29
+    return h & (2**63 - 1)
+
+
+class SeededItems(Dataset):
+    """``dataset`` read with the keys of a seeded :class:`EpochBatchSampler`: ``(index, seed)``.
+
+    The item is loaded and transformed with torch's RNG (what torchvision's random transforms draw
+    from) seeded by ``seed``, inside :func:`torch.random.fork_rng`, so the RNG of the process that
+    loads it (a worker, or the training process itself) is left as it was. A plain index is read
+    as it is.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: int | tuple[int, int]):
+        if not isinstance(key, tuple):
+            return self.dataset[key]
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
 class EpochBatchSampler(Sampler[list[int]]):
     """The training batch sampler: a :class:`BatchSource`'s epochs, shared out across ranks.
 
@@ -210,6 +260,8 @@ class EpochBatchSampler(Sampler[list[int]]):
         rank: This process's rank (default 0).
         world_size: Number of processes (default 1).
         max_batches: Cap on batches per epoch and rank (``None``: no cap).
+        seed: With a seed, every index comes as ``(index, item seed)`` for :class:`SeededItems`
+            (see the module docstring); ``None`` (default): plain indices.
 
     Example:
         >>> sampler = EpochBatchSampler(PKBatches([0, 0, 1, 1, 2, 2, 3, 3], 2, 2), rank=1, world_size=2)
@@ -217,13 +269,21 @@ class EpochBatchSampler(Sampler[list[int]]):
         (1, [4])
     """
 
-    def __init__(self, source: BatchSource, rank: int = 0, world_size: int = 1, max_batches: int | None = None) -> None:
+    def __init__(
+        self,
+        source: BatchSource,
+        rank: int = 0,
+        world_size: int = 1,
+        max_batches: int | None = None,
+        seed: int | None = None,
+    ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
         if max_batches is not None and max_batches < 1:
             raise ValueError(f"max_batches must be >= 1, got {max_batches}")
         self.source = source
         self.rank, self.world_size, self.max_batches = int(rank), int(world_size), max_batches
+        self.seed = seed
         self.epoch = 0
         self.start = 0
 
@@ -238,7 +298,13 @@ class EpochBatchSampler(Sampler[list[int]]):
             raise ValueError(f"start_batch {start_batch} outside 0..{len(self)}")
         self.epoch, self.start = int(epoch), int(start_batch)
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list]:
         first = self.rank + self.start * self.world_size
         stop = self.rank + (len(self) - 1) * self.world_size + 1  # nothing after this rank's last batch is drawn
-        return itertools.islice(iter(self.source.batches(self.epoch)), first, max(stop, first), self.world_size)
+        batches = itertools.islice(iter(self.source.batches(self.epoch)), first, max(stop, first), self.world_size)
+        if self.seed is None:
+            return batches
+        return (
+            [(i, item_seed(self.seed, self.epoch, b, pos)) for pos, i in enumerate(batch)]
+            for b, batch in zip(itertools.count(first, self.world_size), batches)
+        )

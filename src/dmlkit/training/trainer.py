@@ -24,6 +24,7 @@ from tqdm import tqdm
 from dmlkit.assembly import RunAssembly, assemble, build_fabric, check_config
 from dmlkit.config import RunConfig, config_to_dict, dump_yaml
 from dmlkit.data.base import stack_batch
+from dmlkit.data.samplers import SeededItems
 from dmlkit.errors import ConfigError, DmlkitError, TrainingError
 from dmlkit.evaluation.evaluator import Evaluation
 from dmlkit.methods import TrainStep
@@ -79,10 +80,10 @@ class Trainer:
         self.step_module, self.optimizer = fabric.setup(TrainStep(self.model, self.method), self.parts.optimizer)
         self.scheduler = self.parts.scheduler
         # A private generator for the loader's worker seeds, reseeded every epoch, so that creating
-        # an iterator never draws from the global RNG (which the transforms use when num_workers=0).
+        # an iterator never draws from the global RNG (the model's randomness: dropout, DVML's samples).
         self.loader_generator = torch.Generator()
         self.loader = DataLoader(
-            self.parts.data.train,
+            SeededItems(self.parts.data.train),  # augmentation per (seed, epoch, batch, position)
             batch_sampler=self.sampler,
             num_workers=cfg.data.num_workers,
             collate_fn=stack_batch,
