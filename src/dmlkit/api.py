@@ -22,7 +22,7 @@ from dmlkit.assembly import Embeddings, RestoredRun, check_config, restore_run
 from dmlkit.config import RunConfig, apply_overrides, config_from_dict, config_to_dict, load_config
 from dmlkit.errors import DmlkitError
 from dmlkit.evaluation import evaluate_embeddings
-from dmlkit.training.run_dir import new_run_dir
+from dmlkit.training.run_dir import new_run_dir, run_to_resume
 from dmlkit.training.trainer import Trainer
 
 #: Set by the first process of a run to its run directory; the processes Lightning launches for
@@ -72,7 +72,8 @@ def train(
         overrides: ``key.sub=value`` overrides, as ``--set``.
         run_dir: The run directory; default ``OUTPUT_DIR/NAME`` (``NAME``: ``name``, else the config
             file's stem, else ``run``), with ``-1``, ``-2``, ... when taken.
-        resume: Continue the run in ``run_dir`` from its last checkpoint.
+        resume: Continue the run in ``run_dir`` from its last checkpoint; without ``run_dir``, the most
+            recently written run of ``NAME`` that has not completed.
 
     Raises:
         ConfigError: An invalid key or value (before anything is created).
@@ -90,7 +91,9 @@ def train(
         )
     if run_dir is None:
         name = cfg.name or (Path(config).stem if isinstance(config, (str, Path)) else "run")
-        run_dir = Path(cfg.output_dir) / name if resume else new_run_dir(cfg.output_dir, name)
+        run_dir = run_to_resume(cfg.output_dir, name) if resume else new_run_dir(cfg.output_dir, name)
+        if resume:
+            print(f"resuming {run_dir}", flush=True)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
         trainer = Trainer(cfg, run_dir, resume=resume)

@@ -25,3 +25,17 @@ class WeightsError(DmlkitError, FileNotFoundError):
 
 class TrainingError(DmlkitError, RuntimeError):
     """Training cannot go on (for example a non-finite loss)."""
+
+
+class Stopped(BaseException):
+    """A termination signal (SIGTERM, SIGHUP) reached a run; raised so that it records how it ended.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that ``except Exception`` does not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"stopped by {self.name}")

@@ -8,6 +8,7 @@ run directory, checkpoints and figures all write through here.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -38,9 +39,33 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
+def json_safe(data: Any, where: str = "") -> tuple[Any, list[str]]:
+    """``data`` with every non-finite float (``nan``, ``inf``) replaced by ``None``, and the dotted keys
+    where that happened: JSON has no such numbers (Python would write invalid ``NaN`` tokens).
+
+    Example:
+        >>> json_safe({"a": 1.0, "b": [float("nan"), {"c": float("inf")}]})
+        ({'a': 1.0, 'b': [None, {'c': None}]}, ['b[0]', 'b[1].c'])
+    """
+    if isinstance(data, (float, np.floating)):
+        return (None, [where]) if not math.isfinite(data) else (data, [])
+    if isinstance(data, dict):
+        out, bad = {}, []
+        for key, value in data.items():
+            out[key], found = json_safe(value, f"{where}.{key}" if where else str(key))
+            bad += found
+        return out, bad
+    if isinstance(data, (list, tuple)):
+        items = [json_safe(v, f"{where}[{i}]") for i, v in enumerate(data)]
+        return [v for v, _ in items], [b for _, found in items for b in found]
+    return data, []
+
+
 def atomic_write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as indented JSON atomically (numpy scalars and paths are converted)."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """Write ``data`` as indented, valid JSON atomically (numpy scalars and paths are converted,
+    non-finite numbers become ``null``: see :func:`json_safe`)."""
+    clean, _ = json_safe(data)
+    atomic_write_text(path, json.dumps(clean, indent=2, allow_nan=False, default=_json_default) + "\n")
 
 
 def _json_default(obj: Any) -> Any:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dmlkit.errors import DmlkitError
+from dmlkit.errors import DmlkitError, Stopped
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -117,13 +117,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: BaseException) -> str:
+    """The user's message of an error; one raised in a DataLoader worker arrives wrapped in the worker's
+    traceback, of which the last line is the message."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        text = f"in a data loader worker: {last.split(': ', 1)[-1]}"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except DmlkitError as exc:
-        print(f"dmlkit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dmlkit {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"dmlkit {args.command}: interrupted (Ctrl-C); a run's records say so in its metrics.json", file=sys.stderr
+        )
+        return 130
+    except Stopped as exc:
+        print(f"dmlkit {args.command}: {exc}; a run's records say so in its metrics.json", file=sys.stderr)
+        return 128 + exc.signum
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ Layout::
     RUN_DIR/logs/                CSV and TensorBoard logs
     RUN_DIR/plots/               the method's figures
 
-A directory is created only once the run is assembled (a config or data error leaves none), and
-a new run never takes a directory that holds another (:func:`new_run_dir`).
+A directory is created only once the run is assembled (a config or data error leaves none); a
+new run takes only an empty or new directory (:func:`check_run_dir`, :func:`new_run_dir`), and a
+running one holds ``RUN_DIR/.lock`` (:mod:`dmlkit.training.run_lock`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import torch
 
 from dmlkit.config import RunConfig, config_from_dict, config_to_dict, read_yaml
 from dmlkit.errors import DmlkitError
-from dmlkit.files import atomic_write_json, atomic_write_text
+from dmlkit.files import atomic_write_json, atomic_write_text, json_safe
+from dmlkit.training.run_lock import LOCK_NAME
 
 _PACKAGES = (
     "dmlkit",
@@ -85,15 +87,27 @@ class RunDir:
     def plots(self) -> Path:
         return self.path / "plots"
 
+    def remove_if_empty(self) -> None:
+        """Remove the directory if nothing is in it (a run that stopped before writing anything)."""
+        if self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+
     def create(self) -> None:
+        """Create the folders, and remove temporary files a killed run left behind (call with the lock held)."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
+        for folder in (self.path, self.checkpoints, self.plots):
+            if folder.is_dir():
+                for stale in folder.glob(".*.tmp"):
+                    stale.unlink(missing_ok=True)
 
     def write_config(self, text: str) -> None:
         atomic_write_text(self.config, text)
 
     def write_metrics(self, data: dict[str, Any]) -> None:
-        atomic_write_json(self.metrics, data)
+        """Write ``metrics.json``; a non-finite value is written as ``null`` and listed under ``non_finite``."""
+        _, bad = json_safe(data)
+        atomic_write_json(self.metrics, {**data, "non_finite": bad} if bad else data)
 
     def read_metrics(self) -> dict[str, Any]:
         return json.loads(self.metrics.read_text()) if self.metrics.is_file() else {}
@@ -106,14 +120,31 @@ class RunDir:
 RESUMABLE_CHANGES = ("trainer.epochs", "trainer.progress_bar", "trainer.threads", "data.num_workers")
 
 
+#: What a dmlkit run directory holds (anything else marks a folder that is not one).
+RUN_ENTRIES = frozenset({"config.yaml", "env.json", "metrics.json", "summary.json", "checkpoints", "logs", "plots"})
+
+
 def check_run_dir(run: RunDir, cfg: RunConfig, resume: bool) -> None:
-    """A new run needs a directory without a run in it; a resumed one, its checkpoint and the same config
+    """A new run needs an empty or new directory; a resumed one, its checkpoint and the same config
     (resolved, as ``config.yaml`` records it) up to :data:`RESUMABLE_CHANGES`."""
     if not resume:
         if run.last.exists():
             raise DmlkitError(
                 f"run directory {run.path} already holds a run ({run.last} exists): resume it (--resume) "
                 "or choose another directory"
+            )
+        entries = sorted(p.name for p in run.path.iterdir() if p.name != LOCK_NAME) if run.path.is_dir() else []
+        if entries and set(entries) <= RUN_ENTRIES:
+            status = run.read_metrics().get("status", "unknown")
+            raise DmlkitError(
+                f"run directory {run.path} holds the records of an earlier run (status {status!r}, no checkpoint); "
+                "delete it or choose another directory"
+            )
+        if entries:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise DmlkitError(
+                f"run directory {run.path} holds files that are not a dmlkit run ({shown}); choose an empty or "
+                "new directory"
             )
         return
     if not run.last.is_file():
@@ -136,6 +167,24 @@ def new_run_dir(output_dir: str | Path, name: str) -> Path:
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
+
+
+def run_to_resume(output_dir: str | Path, name: str) -> Path:
+    """The run of ``name`` that ``--resume`` without ``--run-dir`` continues: of ``OUTPUT_DIR/NAME``,
+    ``NAME-1``, ... the most recently written one that holds a checkpoint and did not complete."""
+    base = Path(output_dir) / name
+    runs = [p for p in [base, *base.parent.glob(f"{base.name}-*")] if RunDir(p).last.is_file()]
+    runs = [p for p in runs if p == base or p.name[len(base.name) + 1 :].isdigit()]
+    unfinished = [p for p in runs if RunDir(p).read_metrics().get("status") != "completed"]
+    if unfinished:
+        return max(unfinished, key=lambda p: RunDir(p).last.stat().st_mtime)
+    if runs:
+        names = ", ".join(str(p) for p in sorted(runs))
+        raise DmlkitError(
+            f"--resume: every run of {name!r} has completed ({names}); pass --run-dir to continue one "
+            "(with a larger trainer.epochs)"
+        )
+    raise DmlkitError(f"--resume: no run of {name!r} with a checkpoint under {base.parent}")
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

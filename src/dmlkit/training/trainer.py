@@ -9,6 +9,7 @@ It knows nothing of any particular method: it calls the method's hooks (:mod:`dm
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import warnings
@@ -25,15 +26,24 @@ from dmlkit.assembly import RunAssembly, assemble, build_fabric, check_config
 from dmlkit.config import RunConfig, config_to_dict, dump_yaml
 from dmlkit.data.base import stack_batch
 from dmlkit.data.samplers import SeededItems
-from dmlkit.errors import ConfigError, DmlkitError, TrainingError
+from dmlkit.errors import ConfigError, DmlkitError, Stopped, TrainingError
 from dmlkit.evaluation.evaluator import Evaluation
+from dmlkit.files import json_safe
 from dmlkit.methods import TrainStep
 from dmlkit.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dmlkit.training.run_dir import RunDir, check_run_dir, environment_info
+from dmlkit.training.run_dir import RESUMABLE_CHANGES, RunDir, changed_keys, check_run_dir, environment_info
+from dmlkit.training.run_lock import RunLock
+from dmlkit.training.signals import stop_signals_raise
 
 # Fabric's CSV logger appends to an existing metrics.csv (resume); its warning that old logs
 # "will be deleted" is wrong for that case.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+
+
+def _first_process() -> bool:
+    """Whether this is the first process of a run (rank 0 of node 0; processes started by Lightning or by
+    an external launcher such as torchrun carry their ranks in the environment)."""
+    return all(os.environ.get(var, "0") == "0" for var in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 def _format_metrics(metrics: dict[str, Any]) -> str:
@@ -58,16 +68,19 @@ class Trainer:
         self.cfg = check_config(cfg)
         self.run = RunDir(Path(run_dir))
         self.resume = resume
-        check_run_dir(self.run, self.cfg, resume)
+        if _first_process():  # the processes a run launches share the first one's directory
+            check_run_dir(self.run, self.cfg, resume)
         if self.cfg.trainer.threads:
             torch.set_num_threads(self.cfg.trainer.threads)
         self.fabric = fabric or build_fabric(
             self.cfg.trainer,
             loggers=[
-                CSVLogger(str(self.run.logs), name="csv", version=""),
+                # every row written when it is logged, so a killed run keeps its log
+                CSVLogger(str(self.run.logs), name="csv", version="", flush_logs_every_n_steps=1),
                 TensorBoardLogger(str(self.run.logs), name="tensorboard", version=""),
             ],
         )
+        self.lock = RunLock(self.run.path)
 
     # ----------------------------------------------------------------- set-up
     def _setup(self) -> None:
@@ -140,6 +153,7 @@ class Trainer:
             raise DmlkitError(
                 f"--resume: {path} was written by another version of dmlkit (format {state.get('format')!r})"
             )
+        self._check_same_run(path, state)
         self.model.load_state_dict(state["model"])
         self.method.load_state_dict(state["method"])
         self.method.load_extra_checkpoint_state(state["method_extra"])
@@ -154,6 +168,24 @@ class Trainer:
         self.reloads = state["reloads"]
         self.train_time = state["train_time"]
         set_rng_state(state["rng"])
+
+    def _check_same_run(self, path: Path, state: dict[str, Any]) -> None:
+        """A checkpoint resumes only the run that wrote it: same config (up to the resumable keys), same data."""
+        bad = [k for k in changed_keys(state["config"], config_to_dict(self.cfg)) if k not in RESUMABLE_CHANGES]
+        if bad:
+            raise DmlkitError(
+                f"--resume: {path} was written by another run: its config differs from this run's at {', '.join(bad)}"
+            )
+        saved, now = state["facts"], self.parts.facts.to_dict()
+        derived = ("class_names", "epochs")  # the names are compared below; epochs is trainer.epochs (resumable)
+        changed = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in now if k not in derived and saved.get(k) != now[k]]
+        if saved.get("class_names") != now["class_names"]:
+            changed.append("the class names")
+        if changed:
+            raise DmlkitError(
+                f"--resume: the run's data or model changed since {path} was written ({'; '.join(changed)}); "
+                "resume with the data it was trained on, or start a new run"
+            )
 
     def _reload_best(self) -> None:
         """Restore the model and method weights of ``best.pt`` (the rest of the state goes on)."""
@@ -277,27 +309,54 @@ class Trainer:
         return evaluation
 
     def _start_run_dir(self) -> None:
-        """Create the run directory and record the config and the environment (first process)."""
-        self.run.create()
+        """Lock the run directory, check it again under the lock, create it and record the config and the
+        environment (first process; the others wait)."""
         if self.fabric.is_global_zero:
+            self.lock.acquire()
+            try:
+                check_run_dir(self.run, self.cfg, self.resume)  # another run may have started since __init__
+            except BaseException:
+                self.lock.release()
+                self.run.remove_if_empty()
+                raise
+            self.run.create()
             cfg = self.cfg
             self.run.write_config(dump_yaml(config_to_dict(cfg)))
             env = environment_info(cfg.seed, self.fabric.device, self.fabric.world_size, cfg.trainer.precision)
             env["model"] = getattr(self.model, "spec", None)  # resolved backbone, weights origin, notes
             self.run.write_env(env)
+        self.fabric.barrier()
 
     def fit(self) -> dict[str, Any]:
-        """Train (or resume), evaluating every ``eval_every`` epochs; returns ``metrics.json``'s content."""
+        """Train (or resume), evaluating every ``eval_every`` epochs; returns ``metrics.json``'s content.
+
+        Every way out is recorded in ``metrics.json`` (``status``: ``completed``, ``failed`` with the
+        error, ``interrupted`` for Ctrl-C, ``killed-by-signal`` with the signal for SIGTERM/SIGHUP), the
+        CSV log keeps every row logged, and the run directory's lock is released.
+        """
         self._setup()
-        cfg, fabric = self.cfg, self.fabric
         self._start_run_dir()
-        if self.resume:
-            self._load(self.run.last)
-            self._print(f"resumed from {self.run.last} at epoch {self.epoch + 1}, step {self.batch_in_epoch}")
-        elif cfg.eval.untrained:
-            self.untrained = self.evaluate().metrics
-            self._print(f"untrained: {_format_metrics(self.untrained)}")
         try:
+            with stop_signals_raise():
+                return self._fit()
+        finally:
+            self.lock.release()
+
+    def _end(self, status: str, error: str | None = None) -> None:
+        self._write_metrics(status, error)
+        for logger in self.fabric.loggers:
+            logger.finalize(status)
+
+    def _fit(self) -> dict[str, Any]:
+        cfg, fabric = self.cfg, self.fabric
+        try:
+            if self.resume:
+                self._load(self.run.last)
+                self._print(f"resumed from {self.run.last} at epoch {self.epoch + 1}, step {self.batch_in_epoch}")
+            self._write_metrics("running")  # a record from the start: kill -9 leaves "running", nothing else can
+            if not self.resume and cfg.eval.untrained:
+                self.untrained = self.evaluate().metrics
+                self._print(f"untrained: {_format_metrics(self.untrained)}")
             final: Evaluation | None = None
             while self.epoch < cfg.trainer.epochs:
                 if self.batch_in_epoch == 0 and self.method.restore_best_before(self.epoch):
@@ -319,18 +378,17 @@ class Trainer:
                 self._print(line)
             if final is not None:
                 self.method.on_train_end(final)
-        except Exception as exc:  # a non-finite loss (TrainingError) or a crash: the record says so
-            self._write_metrics(
-                "failed", f"{type(exc).__name__}: {exc}" if not isinstance(exc, TrainingError) else str(exc)
-            )
+        except Exception as exc:  # a non-finite loss, a bad image, a crash: the record says so
+            self._end("failed", str(exc) if isinstance(exc, DmlkitError) else f"{type(exc).__name__}: {exc}")
             raise
         except KeyboardInterrupt:
-            self._write_metrics("interrupted")
+            self._end("interrupted", "KeyboardInterrupt (Ctrl-C)")
             raise
-        self._write_metrics("completed")
-        for logger in fabric.loggers:
-            logger.finalize("success")
-        return json.loads(json.dumps(self._metrics("completed")))  # as metrics.json reads back, on every rank
+        except Stopped as exc:
+            self._end("killed-by-signal", exc.name)
+            raise
+        self._end("completed")
+        return json.loads(json.dumps(json_safe(self._metrics("completed"))[0]))  # as metrics.json reads back
 
     def _print(self, text: str) -> None:
         if self.fabric.is_global_zero:
