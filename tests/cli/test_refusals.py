@@ -1,5 +1,7 @@
 """``dmlkit train`` refuses a bad config with a message naming the key, and leaves no run directory."""
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -28,6 +30,9 @@ OWN = ["loss=null", "data.classes_per_batch=null", "data.samples_per_class=null"
         # typos found before the dataset and the backbone are built
         (["loss.alpah=3"], "loss.alpah"),
         (["method={name: magnet, alpah: 3}", *OWN], "method.alpah"),
+        (["eval.best_metric=recal@1"], "eval.best_metric"),
+        # a root without a dataset: not the bundled digits in its place
+        (["data.dataset=null", "data.root=/my/images"], "data.dataset"),
     ],
 )
 def test_refused_with_the_key_named_and_no_run_directory(tmp_path, capsys, overrides, named):
@@ -46,6 +51,13 @@ def test_an_accelerator_this_machine_lacks_is_refused_before_the_run_directory(t
     err = capsys.readouterr().err
     assert "trainer.accelerator='cuda'" in err and "not available" in err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_xla") is not None, reason="needs a machine without torch_xla")
+def test_a_tpu_without_its_library_is_a_message(tmp_path, capsys):
+    args = ["train", QUICKSTART, "--set", f"output_dir={tmp_path / 'runs'}", "--set", "trainer.accelerator=tpu"]
+    assert main(args) == 2
+    assert "trainer.accelerator='tpu'" in capsys.readouterr().err and not (tmp_path / "runs").exists()
 
 
 def test_a_missing_dataset_leaves_no_run_directory(tmp_path, capsys):

@@ -55,5 +55,9 @@ def test_bad_files(csv_root):
     train.write_text("path,label\nimgs/missing.png,cat\n")
     with pytest.raises(DatasetError, match=r"image .*missing\.png listed in .*train\.csv is missing"):
         build_split("csv", csv_root, "train")
+    rows = "".join(f"imgs/{n}.png,cat\n" for n in "abc")  # a path missing in the middle of the file is found too
+    train.write_text("path,label\n" + rows + "imgs/gone.png,dog\n" + rows)
+    with pytest.raises(DatasetError, match=r"image .*gone\.png listed in .*train\.csv is missing"):
+        build_split("csv", csv_root, "train")
     with pytest.raises(DatasetError, match=r"expected file .*query\.csv is missing"):
         build_split("csv", csv_root, "query")

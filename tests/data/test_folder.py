@@ -40,3 +40,21 @@ def test_bad_layouts(tmp_path):
     make_class_folders(tmp_path / "one", {"cat": 2})
     with pytest.raises(DatasetError, match="no class folders with images for split 'test'"):
         build_split("folder", tmp_path / "one", "test")
+
+
+def test_split_folders_in_any_case_are_recognised(tmp_path):
+    make_class_folders(tmp_path / "Train", {"a": 2, "b": 2})
+    make_class_folders(tmp_path / "TEST", {"c": 2, "d": 2})
+    assert build_split("folder", tmp_path, "train").class_names == ["a", "b"]
+    assert build_split("folder", tmp_path, "test").class_names == ["c", "d"]
+    make_class_folders(tmp_path / "Val", {"e": 2})
+    with pytest.raises(DatasetError, match=r"has Train/ and TEST/ and also Val/; .*train and a test split only"):
+        build_split("folder", tmp_path, "train")
+
+
+def test_two_train_folders_are_ambiguous(tmp_path):
+    make_class_folders(tmp_path / "train", {"a": 2})
+    make_class_folders(tmp_path / "Train", {"b": 2})
+    make_class_folders(tmp_path / "test", {"c": 2})
+    with pytest.raises(DatasetError, match=r"has Train/ and train/: one train/ folder only"):
+        build_split("folder", tmp_path, "test")

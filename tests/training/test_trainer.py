@@ -42,6 +42,9 @@ def test_quickstart_learns(tmp_path):
     assert [h["epoch"] for h in metrics["history"]] == [5, 10, 15, 20, 25, 30]
     for name in ("config.yaml", "env.json", "metrics.json", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (tmp_path / "run" / name).is_file(), name
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())  # what the run found, said up front
+    assert summary["dataset"] == "digits" and summary["train"] == {"images": 901, "classes": 5}
+    assert summary["test"] == {"layout": "leave-one-out", "set": {"images": 896, "classes": 5}}
     env = json.loads((tmp_path / "run" / "env.json").read_text())
     assert env["seed"] == 0 and "torch" in env["versions"] and "git_dirty" in env
     assert (tmp_path / "run" / "logs" / "csv" / "metrics.csv").is_file()

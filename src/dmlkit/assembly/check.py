@@ -62,12 +62,40 @@ def _resolve_batches(cfg: RunConfig, method: Method) -> RunConfig:
     return cfg
 
 
+def _resolve_dataset(cfg: RunConfig) -> RunConfig:
+    """``data.dataset`` unset: the bundled digits, unless a root says there is data of an unnamed layout."""
+    d = cfg.data
+    if len(d.background) != 3 or any(not 0 <= c <= 255 for c in d.background):
+        raise ConfigError(f"config key 'data.background': expected three numbers 0-255 (RGB), got {d.background}")
+    if d.dataset is not None:
+        return cfg
+    if d.root is not None:
+        raise ConfigError(
+            f"config key 'data.dataset': not set, but data.root is ({d.root}); name the layout of the data there "
+            "(folder, csv, cub200, ...; 'dmlkit datasets' lists them)"
+        )
+    return dataclasses.replace(cfg, data=dataclasses.replace(d, dataset="digits"))
+
+
+def _check_best_metric(cfg: RunConfig, method: Method) -> None:
+    """``eval.best_metric`` must be a metric the run computes (retrieval keys, or the method's own)."""
+    e = cfg.eval
+    known = {f"recall@{k}" for k in e.recall_at} if "recall" in e.metrics else set()
+    known |= {m for m in e.metrics if m != "recall"} | method.metric_names()
+    if e.best_metric not in known:
+        raise ConfigError(
+            f"config key 'eval.best_metric': {e.best_metric!r} is not computed by this run; valid choices: "
+            f"{', '.join(sorted(known))}"
+        )
+
+
 def check_config(cfg: RunConfig) -> RunConfig:
     """Dry-build ``cfg`` (see the module docstring) and return it resolved.
 
     Raises:
         ConfigError: Any invalid key or value, naming it and what was expected.
     """
+    cfg = _resolve_dataset(cfg)
     if cfg.loss is None and method_takes_loss(cfg):
         cfg = dataclasses.replace(cfg, loss=dict(DEFAULT_LOSS))
     check_trainer(cfg.trainer)
@@ -86,5 +114,6 @@ def check_config(cfg: RunConfig) -> RunConfig:
             transform(cfg, kind)
         method = build_method(cfg, facts, model)
         build_optimization(cfg, model, method, steps_per_epoch=1)
+    _check_best_metric(cfg, method)
     resolved = _resolve_batches(cfg, method)
     return dataclasses.replace(resolved, data=dataclasses.replace(resolved.data, image_size=facts.image_size))

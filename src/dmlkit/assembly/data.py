@@ -1,7 +1,10 @@
 """The datasets of a run, with their transforms: one place derives the image size and channel mode.
 
 Both come from the training dataset (``data.dataset``) and ``data.image_size``: another dataset
-evaluated or embedded with a trained run is read at the run's size and mode, the model's input.
+evaluated or embedded with a trained run is read at the run's size and mode, the model's input
+(gray images replicated to RGB, colour ones converted to gray). Transparent images are composited
+onto ``data.background``. A test side whose metrics would mean nothing (one class, the same image
+listed twice, no query class in the gallery) is refused (:mod:`dmlkit.data.checks`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 
 from dmlkit.config import RunConfig
 from dmlkit.data.base import DatasetSpec, DMLDataset, EvalSplit
+from dmlkit.data.checks import check_test_side
 from dmlkit.data.registry import check_split, get_dataset_spec
 from dmlkit.data.transforms import build_transforms
 from dmlkit.data.unlabeled import UnlabeledDataset
@@ -31,6 +35,12 @@ def transform(cfg: RunConfig, kind: str):
     return build_transforms(kind, image_size(cfg, spec), spec.mode, **cfg.data.transform)
 
 
+def prepared(cfg: RunConfig, dataset: DMLDataset, kind: str) -> DMLDataset:
+    """``dataset`` read as the run reads images (its mode, ``data.background``) with its ``kind`` transform."""
+    mode = get_dataset_spec(cfg.data.dataset).mode
+    return dataset.reading(mode=mode, background=cfg.data.background).with_transform(transform(cfg, kind))
+
+
 @dataclass
 class TrainingSets:
     """The training images with the train transform, and the same images with the eval transform
@@ -40,13 +50,29 @@ class TrainingSets:
     train_eval: DMLDataset
 
 
+def read_training_split(cfg: RunConfig) -> DMLDataset:
+    """The ``train`` split of ``data.dataset`` as the run reads it, without a transform."""
+    raw = get_dataset_spec(cfg.data.dataset).build(_root(cfg.data.root), "train")
+    return raw.reading(background=cfg.data.background)
+
+
+def read_test_side(cfg: RunConfig, dataset: str | None = None, root: str | Path | None = None) -> EvalSplit:
+    """The test side of ``dataset`` (default: the run's) as the run reads it, checked, without a transform."""
+    spec, path = _other(cfg, dataset, root)
+    split = spec.eval_split(path)
+    check_test_side(split, f"dataset {spec.name!r}" + (f" at {path}" if path else ""))
+    mode = get_dataset_spec(cfg.data.dataset).mode
+    read = [
+        None if d is None else d.reading(mode=mode, background=cfg.data.background)
+        for d in (split.query, split.gallery)
+    ]
+    return EvalSplit(*read)
+
+
 def build_training_sets(cfg: RunConfig, hide_labels: bool) -> TrainingSets:
     """The ``train`` split of ``data.dataset`` with both transforms."""
-    raw = get_dataset_spec(cfg.data.dataset).build(_root(cfg.data.root), "train")
-    train, train_eval = (
-        raw.with_transform(transform(cfg, "train")),
-        raw.with_transform(transform(cfg, "eval")),
-    )
+    raw = read_training_split(cfg)
+    train, train_eval = prepared(cfg, raw, "train"), prepared(cfg, raw, "eval")
     if hide_labels:  # the method never sees a training label: reading one raises
         train, train_eval = UnlabeledDataset(train), UnlabeledDataset(train_eval)
     return TrainingSets(train, train_eval)
@@ -63,16 +89,13 @@ def _other(cfg: RunConfig, dataset: str | None, root: str | Path | None) -> tupl
 
 def build_eval_split(cfg: RunConfig, dataset: str | None = None, root: str | Path | None = None) -> EvalSplit:
     """The test side (query and gallery) of ``dataset`` (default: the run's) with the run's eval transform."""
-    spec, path = _other(cfg, dataset, root)
-    split = spec.eval_split(path)
-    tf = transform(cfg, "eval")
-    return EvalSplit(
-        split.query.with_transform(tf), None if split.gallery is None else split.gallery.with_transform(tf)
-    )
+    split = read_test_side(cfg, dataset, root)
+    query = prepared(cfg, split.query, "eval")
+    return EvalSplit(query, None if split.gallery is None else prepared(cfg, split.gallery, "eval"))
 
 
 def build_split(cfg: RunConfig, split: str, dataset: str | None = None, root: str | Path | None = None) -> DMLDataset:
     """Split ``split`` of ``dataset`` (default: the run's) with the run's eval transform (``dmlkit embed``)."""
     spec, path = _other(cfg, dataset, root)
     check_split(spec, split)
-    return spec.build(path, split).with_transform(transform(cfg, "eval"))
+    return prepared(cfg, spec.build(path, split), "eval")

@@ -86,6 +86,6 @@ def build_fabric(
     }
     try:
         return Fabric(**kwargs, loggers=list(loggers))
-    except (ValueError, RuntimeError, TypeError) as exc:
+    except (ValueError, RuntimeError, TypeError, ImportError) as exc:
         given = ", ".join(f"trainer.{k}={v!r}" for k, v in kwargs.items())
         raise ConfigError(f"{given}: Lightning cannot set this up on this machine: {exc}") from exc

@@ -16,7 +16,7 @@ import numpy as np
 from lightning.fabric import Fabric
 
 from dmlkit.assembly.components import build_method, build_model
-from dmlkit.assembly.data import build_eval_split, build_split, transform
+from dmlkit.assembly.data import build_eval_split, build_split, prepared
 from dmlkit.assembly.devices import build_fabric
 from dmlkit.assembly.embedding import FabricEmbedder
 from dmlkit.config import RunConfig, config_from_dict
@@ -127,7 +127,7 @@ class RestoredRun:
         """Every image under ``folder`` (label = parent folder name) with the run's eval transform."""
         from dmlkit.data.datasets.folder import image_folder
 
-        return image_folder(Path(folder), mode=self.facts.mode).with_transform(transform(self.cfg, "eval"))
+        return prepared(self.cfg, image_folder(Path(folder)), "eval")
 
     def evaluator(self, dataset: str | None = None, root: str | Path | None = None) -> Evaluator:
         """The run's evaluation of the test side of ``dataset`` (default: the run's)."""

@@ -22,9 +22,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _check_writable(path: str, flag: str) -> None:
+    """Refuse an output path that cannot be written before any work is done (the folder is created)."""
+    import tempfile
+
+    target = Path(path)
+    if target.is_dir():
+        raise DmlkitError(f"{flag} {path}: is a folder; expected a file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target.parent):
+            pass
+    except OSError as exc:
+        raise DmlkitError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from exc
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from dmlkit.api import load_run
+    from dmlkit.files import atomic_write_text
 
+    if args.output:
+        _check_writable(args.output, "--output")
     run = load_run(args.run, args.checkpoint, args.device)
     metrics = run.evaluate(args.dataset, args.data_root, recall_at=args.recall_at)
     out = {
@@ -35,7 +63,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     }
     text = json.dumps(out, indent=2)
     if args.output:
-        Path(args.output).write_text(text + "\n")
+        atomic_write_text(args.output, text + "\n")
     print(text)
     return 0
 
@@ -43,12 +71,52 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     from dmlkit.api import load_run
 
+    _check_writable(args.output, "-o/--output")
     run = load_run(args.run, args.checkpoint, args.device)
     dataset = run.folder(args.folder) if args.folder else run.dataset(args.split, args.dataset, args.data_root)
     embeddings = run.embed(dataset)
     embeddings.save(args.output)
     print(f"wrote {len(embeddings.labels)} embeddings of dimension {embeddings.embeddings.shape[1]} to {args.output}")
     return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from dmlkit.api import as_config
+    from dmlkit.assembly import check_config
+    from dmlkit.assembly.data import read_test_side, read_training_split
+    from dmlkit.data.verify import identical_groups, verify_images
+
+    cfg = check_config(as_config(args.config, args.set))
+    test = read_test_side(cfg)
+    parts = {"train": read_training_split(cfg), "test" if test.gallery is None else "query": test.query}
+    if test.gallery is not None:
+        parts["gallery"] = test.gallery
+    workers = cfg.data.num_workers if args.workers is None else args.workers
+    checked = {name: verify_images(ds, name, workers, progress=not args.quiet) for name, ds in parts.items()}
+    problems = 0
+    for name, v in checked.items():
+        classes = len(set(parts[name].labels.tolist()))
+        print(f"{name}: {len(v.listings)} images, {classes} classes, {len(v.errors)} unreadable")
+        for _, error in v.errors[:10]:
+            print(f"  unreadable: {error}")
+        problems += len(v.errors)
+    test_sets = [v for name, v in checked.items() if name != "train"]
+    groups = {
+        "identical images in the test side (they retrieve each other)": identical_groups(test_sets),
+        "identical images in train and test (a zero-shot leak)": [
+            g
+            for g in identical_groups([checked["train"], *test_sets])
+            if any(x.startswith("train: ") for x in g) and not all(x.startswith("train: ") for x in g)
+        ],
+    }
+    for what, found in groups.items():
+        if found:
+            print(f"{len(found)} group(s) of {what}:")
+            for group in found[:10]:
+                print("  " + "  =  ".join(group))
+            problems += len(found)
+    print("no problem found" if not problems else f"{problems} problem(s) found")
+    return 0 if not problems else 2
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -100,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-root", help="dataset root folder (default: the run's)")
         p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
         if name == "eval":
-            p.add_argument("--recall-at", type=int, nargs="+", help="Ks of Recall@K (default: the run's)")
+            p.add_argument("--recall-at", type=_positive_int, nargs="+", help="Ks of Recall@K (default: the run's)")
             p.add_argument("--output", help="also write the metrics JSON to this file")
         else:
             p.add_argument("--split", default="test", help="split to embed (default: test)")
@@ -111,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("-o", "--output", required=True, help="output .npz file")
         p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "check-data", help="decode every image of a config's dataset and look for unreadable and identical files"
+    )
+    p.add_argument("config", help="YAML config (its data section is checked)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--workers", type=int, help="decoding processes (default: data.num_workers)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_check_data)
 
     p = sub.add_parser("datasets", help="list datasets and their expected layouts")
     p.set_defaults(func=cmd_datasets)

@@ -33,12 +33,16 @@ class DataConfig:
             positive pair) with a warning, instead of stopping with an error (``None``: false).
         num_workers: DataLoader worker processes.
         eval_batch_size: Batch size for embedding the evaluation sets.
+        background: RGB colour (0-255) that transparent images are composited onto (white).
+
+    ``dataset`` ``None`` is the bundled ``digits``, and only without a ``root``: a root with no
+    dataset named is refused (which layout it holds cannot be guessed).
 
     The three P×K keys belong to the P×K sampler: a method that brings its own batches (Magnet,
     PL-Manifold, the pseudo-label baseline) rejects them.
     """
 
-    dataset: str = "digits"
+    dataset: str | None = None
     root: str | None = None
     image_size: int | None = None
     transform: dict[str, Any] = field(default_factory=dict)
@@ -47,6 +51,7 @@ class DataConfig:
     skip_singleton_classes: bool | None = None
     num_workers: int = 0
     eval_batch_size: int = 256
+    background: list[int] = field(default_factory=lambda: [255, 255, 255])
 
 
 @dataclass

@@ -7,7 +7,6 @@ contiguous ``0..C-1``; ``class_names[label]`` keeps the official class id or nam
 
 from __future__ import annotations
 
-import io
 import threading
 import zipfile
 from collections.abc import Callable, Sequence
@@ -17,9 +16,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
+from dmlkit.data.decode import WHITE, open_image
 from dmlkit.errors import DatasetError
 
 Transform = Callable[[Image.Image], Any]
@@ -43,6 +43,8 @@ class DMLDataset(Dataset):
 
     #: Whether the labels are hidden (:class:`~dmlkit.data.unlabeled.UnlabeledDataset`).
     hides_labels: bool = False
+    #: The colour transparent images are composited onto (``data.background``; :mod:`dmlkit.data.decode`).
+    background: tuple[int, ...] = WHITE
 
     def __init__(
         self,
@@ -80,24 +82,31 @@ class DMLDataset(Dataset):
             image = self.transform(image)
         return {"image": image, "label": int(self.labels[index]), "index": int(index)}
 
-    def with_transform(self, transform: Transform | None) -> DMLDataset:
-        """A shallow copy that applies ``transform``."""
+    def _clone(self, **changes: Any) -> DMLDataset:
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        clone.transform = transform
+        clone.__dict__.update(changes)
         return clone
 
+    def with_transform(self, transform: Transform | None) -> DMLDataset:
+        """A shallow copy that applies ``transform``."""
+        return self._clone(transform=transform)
 
-def open_image(data: bytes | Path, mode: str, source: str) -> Image.Image:
-    """Decode an image file and convert it to ``mode``; errors name ``source``."""
-    try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
-            img.load()
-            return img.convert(mode)
-    except FileNotFoundError as exc:
-        raise DatasetError(f"image file not found: {source}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"cannot read image {source}: {exc}") from exc
+    def reading(self, mode: str | None = None, background: Sequence[int] | None = None) -> DMLDataset:
+        """A shallow copy that decodes images to ``mode`` (``RGB``/``L``: a trained model's input) and
+        composites transparent ones onto ``background`` (see :mod:`dmlkit.data.decode`)."""
+        changes: dict[str, Any] = {}
+        if mode is not None:
+            if mode not in ("RGB", "L"):
+                raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}")
+            changes["mode"] = mode
+        if background is not None:
+            changes["background"] = tuple(int(c) for c in background)
+        return self._clone(**changes)
+
+    def raw_bytes(self, index: int) -> bytes:
+        """The stored bytes of item ``index`` (a file's content): what ``dmlkit check-data`` compares."""
+        return np.asarray(self.load_image(index)).tobytes()
 
 
 class ImageFileDataset(DMLDataset):
@@ -110,7 +119,13 @@ class ImageFileDataset(DMLDataset):
             raise ValueError("paths and labels differ in length")
 
     def load_image(self, index: int) -> Image.Image:
-        return open_image(self.paths[index], self.mode, str(self.paths[index]))
+        return open_image(self.paths[index], self.mode, str(self.paths[index]), self.background)
+
+    def raw_bytes(self, index: int) -> bytes:
+        try:
+            return self.paths[index].read_bytes()
+        except OSError as exc:
+            raise DatasetError(f"cannot read image {self.paths[index]}: {exc}") from exc
 
     def describe(self, index: int) -> str:
         return str(self.paths[index])
@@ -146,13 +161,13 @@ class ZipImageDataset(DMLDataset):
         return archive
 
     def load_image(self, index: int) -> Image.Image:
-        member = self.members[index]
-        source = f"{self.zip_path}:{member}"
+        return open_image(self.raw_bytes(index), self.mode, self.describe(index), self.background)
+
+    def raw_bytes(self, index: int) -> bytes:
         try:
-            data = self._archive().read(member)
+            return self._archive().read(self.members[index])
         except (KeyError, zipfile.BadZipFile, OSError) as exc:
-            raise DatasetError(f"cannot read {source}: {exc}") from exc
-        return open_image(data, self.mode, source)
+            raise DatasetError(f"cannot read {self.describe(index)}: {exc}") from exc
 
     def describe(self, index: int) -> str:
         return f"{self.zip_path}:{self.members[index]}"
@@ -172,6 +187,9 @@ class ArrayDataset(DMLDataset):
 
     def load_image(self, index: int) -> Image.Image:
         return Image.fromarray(self.images[index]).convert(self.mode)
+
+    def raw_bytes(self, index: int) -> bytes:
+        return self.images[index].tobytes()
 
 
 @dataclass

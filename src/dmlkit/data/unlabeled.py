@@ -67,6 +67,9 @@ class UnlabeledDataset(DMLDataset):
     def describe(self, index: int) -> str:
         return self._dataset.describe(index)
 
+    def raw_bytes(self, index: int) -> bytes:
+        return self._dataset.raw_bytes(index)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         image = self.load_image(index)
         if self.transform is not None:

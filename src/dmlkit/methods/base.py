@@ -170,6 +170,11 @@ class Method(nn.Module):
         """
         return {}
 
+    def metric_names(self) -> set[str]:
+        """The names :meth:`eval_metrics` may add; ``eval.best_metric`` is checked against them (and the
+        retrieval metrics) before training."""
+        return set()
+
     def extra_checkpoint_state(self) -> dict[str, Any]:
         """State that is not a parameter or buffer (a cluster index, neighbour lists)."""
         return {}

@@ -4,6 +4,7 @@ Layout::
 
     RUN_DIR/config.yaml          resolved configuration
     RUN_DIR/env.json             versions, device, seed, command line
+    RUN_DIR/summary.json         the data found (sizes, classes), model, method, devices
     RUN_DIR/metrics.json         {"status", "test", "best", "untrained", "history", ...}
     RUN_DIR/checkpoints/last.pt  latest state (resume from here)
     RUN_DIR/checkpoints/best.pt  state with the best ``eval.best_metric``
@@ -114,6 +115,13 @@ class RunDir:
 
     def write_env(self, data: dict[str, Any]) -> None:
         atomic_write_json(self.env, data)
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    def write_summary(self, data: dict[str, Any]) -> None:
+        atomic_write_json(self.summary, data)
 
 
 #: Keys that may differ between a run's saved config and the config it is resumed with.

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dmlkit.assembly import RunAssembly, assemble, build_fabric, check_config
+from dmlkit.assembly.summary import format_summary, run_summary
 from dmlkit.config import RunConfig, config_to_dict, dump_yaml
 from dmlkit.data.base import stack_batch
 from dmlkit.data.samplers import SeededItems
@@ -325,6 +326,9 @@ class Trainer:
             env = environment_info(cfg.seed, self.fabric.device, self.fabric.world_size, cfg.trainer.precision)
             env["model"] = getattr(self.model, "spec", None)  # resolved backbone, weights origin, notes
             self.run.write_env(env)
+            summary = run_summary(self.parts, self.fabric)
+            self.run.write_summary(summary)
+            self._print(format_summary(summary))
         self.fabric.barrier()
 
     def fit(self) -> dict[str, Any]:

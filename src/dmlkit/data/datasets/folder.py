@@ -1,10 +1,11 @@
 """A user's own images in class folders.
 
-Layout ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*``; or, without those two folders,
-``ROOT/<class>/*`` split by class: the first half of the class names in sorted order
-(rounded up) train, the rest test, so train and test classes are disjoint (zero-shot, as
-in the benchmarks). Images may sit in nested folders below a class folder; hidden files
-and folders (names starting with ".") are ignored.
+Layout ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*`` (the two names in any case:
+``Train/``, ``TEST/``); or, without those two folders, ``ROOT/<class>/*`` split by class: the
+first half of the class names in sorted order (rounded up) train, the rest test, so train and
+test classes are disjoint (zero-shot, as in the benchmarks). Other folders beside ``train/`` and
+``test/`` (a ``val/``) are refused rather than ignored. Images may sit in nested folders below a
+class folder; hidden files and folders (names starting with ".") are ignored.
 """
 
 from __future__ import annotations
@@ -53,13 +54,25 @@ def image_folder(folder: Path, mode: str = "RGB") -> DMLDataset:
 def build(root: Path | None, split: str) -> DMLDataset:
     check_split(SPEC, split)
     root = require_root(SPEC, root)
-    has = {name: (root / name).is_dir() for name in ("train", "test")}
-    if all(has.values()):
-        classes = images_by_class(root / split)
-    elif any(has.values()):
-        present, absent = ("train", "test") if has["train"] else ("test", "train")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = {name: [p for p in folders if p.name.lower() == name] for name in ("train", "test")}
+    for name, paths in found.items():
+        if len(paths) > 1:
+            raise DatasetError(
+                f"folder: {root} has {' and '.join(p.name + '/' for p in paths)}: one {name}/ folder only"
+            )
+    if all(found.values()):
+        others = [p.name + "/" for p in folders if p not in (found["train"][0], found["test"][0])]
+        if others:
+            raise DatasetError(
+                f"folder: {root} has {found['train'][0].name}/ and {found['test'][0].name}/ and also "
+                f"{', '.join(others)}; the layout has a train and a test split only: move the others out"
+            )
+        classes = images_by_class(found[split][0])
+    elif any(found.values()):
+        present, absent = ("train", "test") if found["train"] else ("test", "train")
         raise DatasetError(
-            f"folder: {root / present}/ exists but {root / absent}/ does not; use both, or neither "
+            f"folder: {found[present][0]}/ exists but {root / absent}/ does not; use both, or neither "
             f"(then the classes are split by name); layout:\n{SPEC.layout}"
         )
     else:

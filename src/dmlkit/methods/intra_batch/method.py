@@ -160,6 +160,13 @@ class IntraBatchMethod(Method):
         report = evaluate_embeddings(refined, labels, recall_at=(1, 2, 4, 8), metrics=("recall", "map@r"))
         return {f"refined_{k}": float(v) for k, v in report.metrics.items()}
 
+    def metric_names(self) -> set[str]:
+        return (
+            {"refined_recall@1", "refined_recall@2", "refined_recall@4", "refined_recall@8", "refined_map@r"}
+            if (self.test_refinement)
+            else set()
+        )
+
     def on_train_end(self, evaluation: Evaluation) -> None:
         """The retrieval figure of the final test embeddings (first process only)."""
         if self.retrieval_figure and self.plots_dir is not None and len(evaluation.embeddings) > self.figure_neighbours:

@@ -222,6 +222,9 @@ class MagnetMethod(Method):
         ).cpu()
         return {"accuracy": float((predicted == truth).double().mean())}
 
+    def metric_names(self) -> set[str]:
+        return {"accuracy"}
+
     # ------------------------------------------------------------- checkpoint
     def extra_checkpoint_state(self) -> dict[str, Any]:
         return {

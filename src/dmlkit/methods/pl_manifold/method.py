@@ -227,6 +227,11 @@ class PLManifoldMethod(Method):
             seed=self.seed,
         )
 
+    def metric_names(self) -> set[str]:
+        if self.diagnostics == "never":
+            return set()
+        return {f"diag_{m}_{q}" for m in ("pl", "kmeans", "hierarchical") for q in ("purity", "correlation")}
+
     # ------------------------------------------------------------- checkpoint
     def extra_checkpoint_state(self) -> dict[str, Any]:
         """The neighbour lists of the current epoch (a run resumed mid-epoch keeps them)."""
