@@ -33,6 +33,7 @@ OWN = ["loss=null", "data.classes_per_batch=null", "data.samples_per_class=null"
         (["eval.best_metric=recal@1"], "eval.best_metric"),
         # a root without a dataset: not the bundled digits in its place
         (["data.dataset=null", "data.root=/my/images"], "data.dataset"),
+        (["data.root=/my/images"], "data.root"),  # the quick-start names the bundled digits
     ],
 )
 def test_refused_with_the_key_named_and_no_run_directory(tmp_path, capsys, overrides, named):

@@ -30,6 +30,7 @@ def test_specs_are_complete(name):
     assert spec.name == name and spec.description and spec.layout
     assert spec.mode in ("RGB", "L") and spec.default_image_size >= 8
     assert "train" in spec.splits and ("test" in spec.splits or {"query", "gallery"} <= set(spec.splits))
+    assert spec.bundled == (name == "digits")
 
 
 def test_default_modes_and_sizes():

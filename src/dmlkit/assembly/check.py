@@ -37,6 +37,7 @@ from dmlkit.assembly.components import (
 from dmlkit.assembly.data import transform
 from dmlkit.assembly.devices import check_trainer
 from dmlkit.config import RunConfig
+from dmlkit.data.registry import get_dataset_spec
 from dmlkit.errors import ConfigError
 from dmlkit.methods import Method
 from dmlkit.models.pretrained import check_pretrained
@@ -68,6 +69,11 @@ def _resolve_dataset(cfg: RunConfig) -> RunConfig:
     if len(d.background) != 3 or any(not 0 <= c <= 255 for c in d.background):
         raise ConfigError(f"config key 'data.background': expected three numbers 0-255 (RGB), got {d.background}")
     if d.dataset is not None:
+        if d.root is not None and get_dataset_spec(d.dataset).bundled:
+            raise ConfigError(
+                f"config key 'data.root': {d.root} is given, but data.dataset {d.dataset!r} is bundled with a library "
+                "and reads no files; set data.dataset to the layout of the data there (folder, csv, cub200, ...)"
+            )
         return cfg
     if d.root is not None:
         raise ConfigError(

@@ -210,7 +210,8 @@ class DatasetSpec:
     """A dataset known to dmlkit: how to build it and what layout it expects.
 
     ``build(root, split)`` returns a :class:`DMLDataset` without transform for
-    ``split`` in ``splits``; ``root`` may be ``None`` for bundled data.
+    ``split`` in ``splits``; ``root`` is ``None`` for ``bundled`` data (shipped with a library,
+    such as scikit-learn's digits), which reads no root.
     """
 
     name: str
@@ -220,6 +221,7 @@ class DatasetSpec:
     mode: str
     build: Callable[[Path | None, str], DMLDataset]
     default_image_size: int = 224
+    bundled: bool = False
 
     def eval_split(self, root: Path | None) -> EvalSplit:
         """Query/gallery datasets of the test side."""

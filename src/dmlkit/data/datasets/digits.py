@@ -35,5 +35,6 @@ SPEC = register_dataset(
         mode="L",
         build=build,
         default_image_size=8,
+        bundled=True,
     )
 )
