@@ -82,3 +82,9 @@ def test_outputs_are_checked_before_the_work(tmp_path, capsys):
     assert f"--output {blocker / 'metrics.json'}: cannot write there" in capsys.readouterr().err
     assert main(["embed", str(tmp_path / "no-run"), "-o", str(tmp_path)]) == 2
     assert "is a folder; expected a file name" in capsys.readouterr().err
+
+
+def test_a_bad_recall_k_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(tmp_path), "--recall-at", "1", "0"])
+    assert exit_info.value.code == 2 and "--recall-at: expected a positive integer, got '0'" in capsys.readouterr().err
