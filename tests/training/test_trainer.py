@@ -220,3 +220,13 @@ def test_a_method_registered_elsewhere_must_bring_its_batches_when_unsupervised(
     with pytest.raises(ConfigError, match="must draw its own batches"):
         Trainer(small_config("method={name: no_sampler}", "loss=null"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_how_often_a_run_is_evaluated_does_not_change_its_training(tmp_path):
+    """Evaluation draws from no global RNG: the untrained evaluation and eval_every leave the weights as they are."""
+    extra = ["trainer.epochs=2", "trainer.max_steps_per_epoch=3", "data.transform={protocol: small, augment: true}"]
+    Trainer(small_config(*extra, "trainer.eval_every=1", "eval.untrained=true"), tmp_path / "a").fit()
+    Trainer(small_config(*extra, "trainer.eval_every=2", "eval.untrained=false"), tmp_path / "b").fit()
+    wa, wb = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -26,7 +26,8 @@ def embed_dataset(
 
     With ``world_size > 1`` each rank embeds a contiguous shard and ``gather`` (e.g.
     ``fabric.all_gather``) collects the padded shards; the result is identical on all ranks.
-    The caller sets eval mode and autocast.
+    The caller sets eval mode and autocast. The global RNGs are not used, so evaluating (more or
+    less often) does not change a training run.
     """
     n = len(dataset)
     shards = np.array_split(np.arange(n), world_size)
@@ -37,6 +38,7 @@ def embed_dataset(
         shuffle=False,
         num_workers=num_workers,
         collate_fn=stack_batch,
+        generator=torch.Generator(),  # the iterator's seed draw leaves the global RNG (the training's) alone
     )
     parts = [embed(batch["image"].to(device, non_blocking=True)).float() for batch in loader]
     local = torch.cat(parts) if parts else torch.empty(0, 0, device=device)
