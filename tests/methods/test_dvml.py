@@ -8,6 +8,7 @@ from dmlkit.config import load_config
 from dmlkit.errors import ConfigError
 from dmlkit.losses import LOSSES, build_loss
 from dmlkit.methods.dvml import DVMLMethod, kl_to_standard_normal, reconstruction_loss
+from dmlkit.methods.dvml.method import phase1_length
 from dmlkit.models import build_model
 from dmlkit.training.checkpoint import load_checkpoint
 from dmlkit.training.trainer import Trainer
@@ -23,9 +24,33 @@ def test_kl_matches_torch_distributions():
     assert kl_to_standard_normal(mu, logvar).item() == pytest.approx(expected.item(), rel=1e-12)
 
 
-def test_reconstruction_reductions():
-    a, b = torch.ones(2, 3, 4), torch.zeros(2, 3, 4)
-    assert reconstruction_loss(a, b, "sum").item() == 4.0 and reconstruction_loss(a, b, "mean").item() == 1.0
+def test_reconstruction_forms_against_a_hand_loop():
+    g = torch.Generator().manual_seed(1)
+    rec, x = torch.randn(3, 5, 7, generator=g, dtype=torch.float64), torch.randn(5, 7, generator=g, dtype=torch.float64)
+    items = [[[(rec[t, b, d] - x[b, d]).item() ** 2 for d in range(7)] for b in range(5)] for t in range(3)]
+    expected = {
+        "sum": sum(sum(row) for per_t in items for row in per_t) / 15,
+        "mean": sum(sum(row) / 7 for per_t in items for row in per_t) / 15,
+        "norm": sum(sum(row) ** 0.5 for per_t in items for row in per_t) / 15,  # the paper's eq. 9
+    }
+    for form, value in expected.items():
+        assert reconstruction_loss(rec, x, form).item() == pytest.approx(value, rel=1e-12), form
+    zero = torch.zeros(2, 4, requires_grad=True)
+    reconstruction_loss(zero, torch.zeros(2, 4), "norm").backward()
+    assert torch.isfinite(zero.grad).all()  # the norm's gradient at 0 stays finite
+
+
+@pytest.mark.parametrize(
+    ("epochs", "fraction", "phase1"),
+    [(1, 0.25, 0), (2, 0.25, 1), (3, 0.25, 1), (4, 0.25, 1), (1, 0.5, 1), (2, 0.5, 1), (3, 0.5, 2), (4, 0.5, 2),
+     (1, 0.0, 0), (4, 0.0, 0), (1, 1.0, 1), (3, 1.0, 3), (2, 0.75, 2), (3, 0.75, 2), (10, 0.25, 3)],
+)  # fmt: skip
+def test_phase_1_length_rounds_half_up(epochs, fraction, phase1):
+    assert phase1_length(epochs, fraction) == phase1
+    loss = build_loss("triplet", {})
+    method = DVMLMethod(loss, 16, DIM, epochs=epochs, phase1_fraction=fraction)
+    assert method.summary()["phase1_epochs"] == phase1
+    assert method.summary()["phase2_from_epoch"] == (phase1 + 1 if phase1 < epochs else None)
 
 
 def make(loss_name="triplet", **kwargs):
@@ -44,10 +69,13 @@ def grads(module):
     return [p.grad for p in module.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
 
 
+@pytest.mark.parametrize("form", ["mean", "norm", "sum"])
 @pytest.mark.parametrize("phase", [1, 2])
-def test_reconstruction_reaches_the_embedding_only_in_phase_2(phase):
+def test_reconstruction_reaches_the_embedding_only_in_phase_2(phase, form):
     only_recon = [0.0, 1.0, 0.0, 0.0]
-    model, method = make(phase1_epochs=2, phase1_lambdas=only_recon, phase2_lambdas=only_recon)
+    model, method = make(
+        phase1_epochs=2, phase1_lambdas=only_recon, phase2_lambdas=only_recon, reconstruction=form, diagnostics_every=0
+    )
     method.epoch = 0 if phase == 1 else 2
     assert method.phase == phase
     method.training_step(model, batch()).loss.backward()
@@ -84,7 +112,23 @@ def test_every_base_loss_composes(name):
     out = method.training_step(model, batch())
     out.loss.backward()
     assert torch.isfinite(out.loss) and grads(model.backbone) and grads(method.variational)
-    assert set(out.logs) == {"kl", "recon", "metric_synthetic", "metric_invariant", "phase"}
+    assert {"kl", "recon", "metric_synthetic", "metric_invariant", "phase"} <= set(out.logs)
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_diagnostics_show_which_terms_reach_z_i(phase):
+    model, method = make(phase1_epochs=2, diagnostics_every=1)
+    method.epoch = 0 if phase == 1 else 2
+    logs = method.training_step(model, batch()).logs
+    shares = {k: v for k, v in logs.items() if k.startswith("grad_share_")}
+    assert set(shares) == {f"grad_share_{t}" for t in ("kl", "recon", "metric_synthetic", "metric_invariant")}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["grad_share_kl"] == 0  # the KL is on μ, σ, which z_I does not feed
+    assert (shares["grad_share_recon"] > 0) == (phase == 2)  # the decoder's input is detached in phase 1
+    assert shares["grad_share_metric_invariant"] > 0 and shares["grad_share_metric_synthetic"] > 0
+    assert logs["sigma"] > 0 and logs["norm_z_i"] > 0 and logs["norm_z_v"] > 0 and -1 <= logs["cos_z_hat_z_i"] <= 1
+    _, every_2 = make(diagnostics_every=2)
+    assert ["sigma" in every_2.training_step(model, batch(i)).logs for i in range(4)] == [False, True, False, True]
 
 
 def test_bad_parameters_name_the_key():
@@ -133,7 +177,7 @@ def test_resume_mid_epoch_keeps_the_phase_and_writes_tsne(tmp_path, monkeypatch)
     monkeypatch.setattr(DVMLMethod, "after_step", original)
     state = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     assert state["global_step"] == 6 and state["batch_in_epoch"] == 2  # resumes mid-epoch: no on_epoch_start
-    assert state["method_extra"] == {"epoch": 1}
+    assert state["method_extra"] == {"epoch": 1, "steps": 6}
     resumed = Trainer(load_config(QUICKSTART, DVML), tmp_path / "b", resume=True).fit()
     wa = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     wb = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")

@@ -42,6 +42,7 @@ def run_summary(parts: RunAssembly, fabric: Fabric) -> dict[str, Any]:
             "normalize": spec.get("normalize"),
         },
         "method": cfg.method["name"],
+        "method_settings": parts.method.summary(),
         "loss": None if cfg.loss is None else cfg.loss["name"],
         "batches_per_epoch": len(parts.sampler),
         "device": str(fabric.device),
@@ -69,4 +70,9 @@ def format_summary(s: dict[str, Any]) -> str:
             f"method: {s['method']}{loss}; {s['batches_per_epoch']} batches per epoch; {s['device']}, "
             f"{s['precision']}, {s['processes']} process(es)",
         ]
+        + (
+            [f"method settings: {', '.join(f'{k}={v}' for k, v in s['method_settings'].items())}"]
+            if s["method_settings"]
+            else []
+        )
     )

@@ -170,6 +170,10 @@ class Method(nn.Module):
         """
         return {}
 
+    def summary(self) -> dict[str, Any]:
+        """Settings the method derived (a phase schedule, ...), shown in the start-of-run summary."""
+        return {}
+
     def metric_names(self) -> set[str]:
         """The names :meth:`eval_metrics` may add; ``eval.best_metric`` is checked against them (and the
         retrieval metrics) before training."""

@@ -8,32 +8,47 @@ On the pooled backbone features x (the reconstruction target):
 * a decoder reconstructs x from every ẑ.
 
 Loss ``λ1·KL + λ2·recon + λ3·L_m(ẑ) + λ4·L_m(z_I)`` with the base metric loss L_m of the run's
-``loss`` section. Phase 1 (the first ``phase1_epochs`` epochs, default a quarter of the run):
+``loss`` section; the reconstruction is the MSE by default (``reconstruction``: ``norm`` is the paper's
+eq. 9, ``sum`` the squared error summed over the features, which collapses the embedding in phase 2;
+docs/dvml.md). Phase 1 (the first ``phase1_epochs`` epochs, default a quarter of the run rounded half up,
+recorded in the run's summary):
 λ = (1, 1, 0.1, 1) and the decoder's input is detached, so the reconstruction trains only the
 decoder; phase 2: λ = (0.8, 1, 0.2, 0.8) with the input attached. The reconstruction target x is
 always detached (``detach_target``). z_I and ẑ go through the model's configured normalisation
 (``model.normalize``) before L_m: L2-normalised for Triplet / Triplet2+DWS, raw for N-pair.
 L_m(ẑ) averages over the T synthetic batches (``synthetic_in_loss: all``) or uses the first only.
 
+Every ``diagnostics_every`` steps the logs show whether the variational branch is alive: mean σ,
+‖z_I‖, ‖z_V‖, cos(ẑ, z_I) and each term's share of the gradient norm on z_I
+(:func:`branch_diagnostics`).
+
 After the final evaluation (:meth:`~dmlkit.methods.base.Method.on_train_end`) the run directory gets
-``plots/tsne_test.png`` (Barnes-Hut t-SNE of test
-embeddings of up to ``tsne_classes`` classes; the paper's Fig. 4) and ``plots/tsne_centred.png``
-(the same embeddings minus their class centre, the "central latent space" of Fig. 1).
+``plots/tsne_test.png`` (Barnes-Hut t-SNE of test embeddings of up to ``tsne_classes`` classes; the
+paper's Fig. 4) and ``plots/tsne_centred.png`` (the same embeddings minus their class centre, the
+"central latent space" of Fig. 1).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dmlkit.errors import ConfigError
 from dmlkit.losses import validate
 from dmlkit.losses.base import MetricLoss
 from dmlkit.methods.base import StepOutput
-from dmlkit.methods.dvml.modules import Decoder, VariationalHead, kl_to_standard_normal, reconstruction_loss
+from dmlkit.methods.dvml.modules import (
+    RECONSTRUCTIONS,
+    Decoder,
+    VariationalHead,
+    kl_to_standard_normal,
+    reconstruction_loss,
+)
 from dmlkit.methods.metric_loss import MetricLossMethod
 from dmlkit.methods.registry import METHODS
 from dmlkit.visualization import plot_distribution, tsne_2d
@@ -56,6 +71,40 @@ def _lambdas(key: str, value: Sequence[float]) -> tuple[float, float, float, flo
     return tuple(float(v) for v in value)  # type: ignore[return-value]
 
 
+def branch_diagnostics(
+    z_i: torch.Tensor, z_v: torch.Tensor, z_hat: torch.Tensor, logvar: torch.Tensor, terms: dict[str, torch.Tensor]
+) -> dict[str, float]:
+    """Whether the variational branch is alive: mean σ, ‖z_I‖, ‖z_V‖, cos(ẑ, z_I), and each loss term's share
+    of the summed gradient norms on z_I (``grad_share_<term>``; 0 for a term that does not reach z_I)."""
+    with torch.no_grad():
+        out = {
+            "sigma": float(torch.exp(0.5 * logvar).mean()),
+            "norm_z_i": float(z_i.norm(dim=-1).mean()),
+            "norm_z_v": float(z_v.norm(dim=-1).mean()),
+            "cos_z_hat_z_i": float(F.cosine_similarity(z_hat, z_i.unsqueeze(0).expand_as(z_hat), dim=-1).mean()),
+        }
+    norms = {}
+    for name, term in terms.items():
+        grad = None
+        if term.requires_grad:
+            (grad,) = torch.autograd.grad(term, z_i, retain_graph=True, allow_unused=True)
+        norms[name] = 0.0 if grad is None else float(grad.norm())
+    total = sum(norms.values()) or 1.0
+    out.update({f"grad_share_{name}": value / total for name, value in norms.items()})
+    return out
+
+
+def phase1_length(epochs: int, fraction: float) -> int:
+    """Epochs of phase 1: ``fraction × epochs`` rounded half up (Python's ``round`` rounds half to even, which
+    made 2 epochs × 0.25 a run without phase 1).
+
+    Example:
+        >>> [phase1_length(e, 0.25) for e in (1, 2, 3, 4, 6, 10)]
+        [0, 1, 1, 1, 2, 3]
+    """
+    return math.floor(float(fraction) * int(epochs) + 0.5)
+
+
 @METHODS.register("dvml")
 class DVMLMethod(MetricLossMethod):
     """DVML around the run's base loss (``loss`` section).
@@ -64,11 +113,12 @@ class DVMLMethod(MetricLossMethod):
         loss: The base metric loss L_m (the ``loss`` section; supplied by the assembly).
         feature_dim, embedding_dim, epochs, seed: Facts of the run (supplied by the assembly).
         num_samples: T, synthesised samples per example (20).
-        phase1_epochs: Epochs of phase 1; ``None`` (default) takes ``round(phase1_fraction × epochs)``.
+        phase1_epochs: Epochs of phase 1; ``None`` (default): :func:`phase1_length` of ``phase1_fraction``.
         phase1_fraction: Fraction of the run in phase 1 when ``phase1_epochs`` is not given (0.25).
         phase1_lambdas: λ1..λ4 of phase 1, (1, 1, 0.1, 1).
         phase2_lambdas: λ1..λ4 of phase 2, (0.8, 1, 0.2, 0.8).
-        reconstruction: ``sum`` (squared L2 summed over feature dims) or ``mean`` (MSE).
+        reconstruction: ``mean`` (MSE, default), ``norm`` (the paper's eq. 9) or ``sum`` (squared error
+            summed over the feature dimensions); see :func:`~dmlkit.methods.dvml.modules.reconstruction_loss`.
         detach_target: Detach the reconstruction target x (default true).
         synthetic_in_loss: ``all`` (average L_m over the T synthetic batches) or ``first``.
         decoder_hidden: Hidden size of the decoder (default: the embedding size, 512 in the paper).
@@ -76,6 +126,10 @@ class DVMLMethod(MetricLossMethod):
         tsne: Write the t-SNE figures at the end of training.
         tsne_classes: Classes shown in the t-SNE figures (the first ones of the test set).
         tsne_points: Most points in a t-SNE figure.
+        diagnostics_every: Every this many steps (counted as the trainer's global step, so a multiple of
+            ``trainer.log_every`` puts them in the logs), the state of the variational branch (mean σ,
+            ‖z_I‖, ‖z_V‖, cos(ẑ, z_I)) and each term's share of the gradient norm on z_I
+            (``grad_share_*``); 0: never.
     """
 
     def __init__(
@@ -90,7 +144,7 @@ class DVMLMethod(MetricLossMethod):
         phase1_fraction: float = 0.25,
         phase1_lambdas: Sequence[float] = PHASE1_LAMBDAS,
         phase2_lambdas: Sequence[float] = PHASE2_LAMBDAS,
-        reconstruction: str = "sum",
+        reconstruction: str = "mean",
         detach_target: bool = True,
         synthetic_in_loss: str = "all",
         decoder_hidden: int | None = None,
@@ -98,6 +152,7 @@ class DVMLMethod(MetricLossMethod):
         tsne: bool = True,
         tsne_classes: int = 10,
         tsne_points: int = 2000,
+        diagnostics_every: int = 10,
     ) -> None:
         super().__init__(loss)
         validate.positive_int("method.num_samples", num_samples)
@@ -107,15 +162,15 @@ class DVMLMethod(MetricLossMethod):
             raise ConfigError(
                 f"config key 'method.phase1_fraction': expected a number in [0, 1], got {phase1_fraction!r}"
             )
-        if reconstruction not in ("sum", "mean"):
-            raise ConfigError(f"config key 'method.reconstruction': expected 'sum' or 'mean', got {reconstruction!r}")
+        validate.choice("method.reconstruction", reconstruction, RECONSTRUCTIONS)
+        validate.non_negative_int("method.diagnostics_every", diagnostics_every)
         if synthetic_in_loss not in ("all", "first"):
             raise ConfigError(
                 f"config key 'method.synthetic_in_loss': expected 'all' or 'first', got {synthetic_in_loss!r}"
             )
         self.num_samples = num_samples
         self.epochs, self.seed = int(epochs), int(seed)
-        self.phase1_epochs = phase1_epochs if phase1_epochs is not None else round(float(phase1_fraction) * epochs)
+        self.phase1_epochs = phase1_epochs if phase1_epochs is not None else phase1_length(epochs, phase1_fraction)
         self.lambdas = {1: _lambdas("phase1_lambdas", phase1_lambdas), 2: _lambdas("phase2_lambdas", phase2_lambdas)}
         self.reconstruction = reconstruction
         self.detach_target = bool(detach_target)
@@ -124,6 +179,7 @@ class DVMLMethod(MetricLossMethod):
         self.variational = VariationalHead(feature_dim, embedding_dim, float(logvar_clamp))
         self.decoder = Decoder(embedding_dim, feature_dim, decoder_hidden)
         self.epoch = 0  # the current epoch; after the last one, ``epochs``
+        self.diagnostics_every, self._steps = int(diagnostics_every), 0
 
     # ------------------------------------------------------------------ set-up
 
@@ -143,7 +199,8 @@ class DVMLMethod(MetricLossMethod):
         z_i = model.project(x)
         mu, logvar = self.variational(x)
         eps = torch.randn((self.num_samples, *mu.shape), device=mu.device, dtype=mu.dtype)
-        z_hat = z_i.unsqueeze(0) + mu + torch.exp(0.5 * logvar) * eps  # (T, B, D)
+        z_v = mu + torch.exp(0.5 * logvar) * eps  # (T, B, D)
+        z_hat = z_i.unsqueeze(0) + z_v
         decoder_input = z_hat.detach() if self.phase == 1 else z_hat
         target = x.detach() if self.detach_target else x
         kl = kl_to_standard_normal(mu, logvar)
@@ -160,7 +217,24 @@ class DVMLMethod(MetricLossMethod):
             "metric_invariant": float(loss_i.detach()),
             "phase": float(self.phase),
         }
+        self._steps += 1  # as the trainer's global step, so that they are due on the steps it logs
+        if self.diagnostics_every and self._steps % self.diagnostics_every == 0 and z_i.requires_grad:
+            terms = {
+                "kl": l1 * kl,
+                "recon": l2 * recon,
+                "metric_synthetic": l3 * loss_hat,
+                "metric_invariant": l4 * loss_i,
+            }
+            logs.update(branch_diagnostics(z_i, z_v, z_hat, logvar, terms))
         return StepOutput(total, logs)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "phase1_epochs": self.phase1_epochs,
+            "phase2_from_epoch": self.phase1_epochs + 1 if self.phase1_epochs < self.epochs else None,
+            "reconstruction": self.reconstruction,
+            "num_samples": self.num_samples,
+        }
 
     def on_epoch_start(self, epoch: int, model: EmbeddingModel) -> None:
         self.epoch = epoch
@@ -205,8 +279,10 @@ class DVMLMethod(MetricLossMethod):
 
     # ------------------------------------------------------------- checkpoint
     def extra_checkpoint_state(self) -> dict[str, Any]:
-        """The epoch counter (a run resumed mid-epoch gets no ``on_epoch_start``); the phase length is derived."""
-        return {"epoch": self.epoch}
+        """The epoch counter (a run resumed mid-epoch gets no ``on_epoch_start``) and the step count (when the
+        diagnostics are due); the phase length is derived."""
+        return {"epoch": self.epoch, "steps": self._steps}
 
     def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
         self.epoch = int(state.get("epoch", 0))
+        self._steps = int(state.get("steps", 0))

@@ -54,12 +54,28 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(dim=-1).mean()
 
 
-def reconstruction_loss(reconstructed: torch.Tensor, target: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
-    """Squared L2 reconstruction error, averaged over every leading dimension (samples T and batch B).
+#: The reconstruction forms of :func:`reconstruction_loss`.
+RECONSTRUCTIONS = ("mean", "norm", "sum")
 
-    ``reduction="sum"`` sums the squared error over the feature dimensions (our default, methods.md
-    §1(c)); ``"mean"`` averages it (an MSE), which scales the loss down by ``feature_dim``.
+
+def reconstruction_loss(reconstructed: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Reconstruction error of every item, averaged over every leading dimension (samples T and batch B).
+
+    Per item: ``"mean"`` the mean squared error over the feature dimensions (MSE; the default, as GeDML and
+    the seed group's code); ``"norm"`` the L2 norm ``‖x − Dec(ẑ)‖₂`` (the paper's eq. 9 as printed; ``1e-12``
+    under the root keeps its gradient finite at 0); ``"sum"`` the squared error summed over the dimensions
+    (``feature_dim`` times the MSE: it collapses DVML in phase 2, see docs/dvml.md).
+
+    Example:
+        >>> x, y = torch.zeros(1, 4), torch.full((1, 4), 2.0)
+        >>> [round(reconstruction_loss(y, x, r).item(), 6) for r in RECONSTRUCTIONS]
+        [4.0, 4.0, 16.0]
     """
     sq = (reconstructed - target).pow(2)
-    per_item = sq.sum(dim=-1) if reduction == "sum" else sq.mean(dim=-1)
+    if reduction == "sum":
+        per_item = sq.sum(dim=-1)
+    elif reduction == "norm":
+        per_item = (sq.sum(dim=-1) + 1e-12).sqrt()
+    else:
+        per_item = sq.mean(dim=-1)
     return per_item.mean()
