@@ -15,6 +15,10 @@ class ConfigError(DmlkitError, ValueError):
     """A configuration key or value is unknown or invalid."""
 
 
+class NeedsClassesError(ConfigError):
+    """A loss with per-class parameters (proxies, class weights) was built without training classes."""
+
+
 class DatasetError(DmlkitError, FileNotFoundError):
     """A dataset root, annotation file or image is missing or malformed."""
 

@@ -15,7 +15,7 @@ from dmlkit.config import RunConfig
 from dmlkit.data.base import DMLDataset
 from dmlkit.data.registry import get_dataset_spec
 from dmlkit.data.samplers import BatchSource, PKBatches
-from dmlkit.errors import ConfigError
+from dmlkit.errors import ConfigError, NeedsClassesError
 from dmlkit.facts import RunFacts
 from dmlkit.losses import LOSSES, build_loss
 from dmlkit.losses.base import MetricLoss
@@ -100,8 +100,8 @@ def _loss(cfg: RunConfig, facts: RunFacts) -> MetricLoss | None:
     params = {k: v for k, v in cfg.loss.items() if k != "name"}
     try:
         return build_loss(cfg.loss["name"], params, embedding_dim=facts.embedding_dim, num_classes=facts.num_classes)
-    except ConfigError as exc:
-        if facts.supervised or "number of training classes" not in str(exc):
+    except NeedsClassesError as exc:
+        if facts.supervised:
             raise
         raise ConfigError(
             f"config key 'loss.name': method {name!r} reads no training label, so loss {cfg.loss['name']!r}, which "

@@ -89,9 +89,10 @@ def _other(cfg: RunConfig, dataset: str | None, root: str | Path | None) -> tupl
 
 def build_eval_split(cfg: RunConfig, dataset: str | None = None, root: str | Path | None = None) -> EvalSplit:
     """The test side (query and gallery) of ``dataset`` (default: the run's) with the run's eval transform."""
-    split = read_test_side(cfg, dataset, root)
-    query = prepared(cfg, split.query, "eval")
-    return EvalSplit(query, None if split.gallery is None else prepared(cfg, split.gallery, "eval"))
+    split, tf = read_test_side(cfg, dataset, root), transform(cfg, "eval")
+    return EvalSplit(
+        split.query.with_transform(tf), None if split.gallery is None else split.gallery.with_transform(tf)
+    )
 
 
 def build_split(cfg: RunConfig, split: str, dataset: str | None = None, root: str | Path | None = None) -> DMLDataset:

@@ -84,7 +84,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     from dmlkit.api import as_config
     from dmlkit.assembly import check_config
     from dmlkit.assembly.data import read_test_side, read_training_split
-    from dmlkit.data.verify import identical_groups, verify_images
+    from dmlkit.data.verify import identical_problems, verify_images
 
     cfg = check_config(as_config(args.config, args.set))
     test = read_test_side(cfg)
@@ -101,15 +101,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
             print(f"  unreadable: {error}")
         problems += len(v.errors)
     test_sets = [v for name, v in checked.items() if name != "train"]
-    groups = {
-        "identical images in the test side (they retrieve each other)": identical_groups(test_sets),
-        "identical images in train and test (a zero-shot leak)": [
-            g
-            for g in identical_groups([checked["train"], *test_sets])
-            if any(x.startswith("train: ") for x in g) and not all(x.startswith("train: ") for x in g)
-        ],
-    }
-    for what, found in groups.items():
+    for what, found in identical_problems(checked["train"], test_sets).items():
         if found:
             print(f"{len(found)} group(s) of {what}:")
             for group in found[:10]:

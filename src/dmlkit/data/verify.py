@@ -53,10 +53,6 @@ class Verified:
     digests: list[str]
     errors: list[tuple[str, str]] = field(default_factory=list)
 
-    def duplicates(self) -> list[list[str]]:
-        """Groups of two or more listings with identical content."""
-        return identical_groups([self])
-
 
 def verify_images(dataset: DMLDataset, name: str, workers: int = 0, progress: bool = True) -> Verified:
     """Read and decode every item of ``dataset``."""
@@ -80,3 +76,16 @@ def identical_groups(sets: list[Verified]) -> list[list[str]]:
             if digest:
                 by_digest[digest].append(f"{verified.name}: {listing}" if len(sets) > 1 else listing)
     return [group for group in by_digest.values() if len(group) > 1]
+
+
+def identical_problems(train: Verified, test: list[Verified]) -> dict[str, list[list[str]]]:
+    """The identical files that make zero-shot metrics wrong: within the test side (they retrieve each
+    other), and shared by the training and the test side (test images leaked into training)."""
+    mark = f"{train.name}: "
+    leaks = [g for g in identical_groups([train, *test]) if any(x.startswith(mark) for x in g)]
+    return {
+        "identical images in the test side (they retrieve each other)": identical_groups(test),
+        "identical images in train and test (a zero-shot leak)": [
+            g for g in leaks if not all(x.startswith(mark) for x in g)
+        ],
+    }

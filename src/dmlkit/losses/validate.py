@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from dmlkit.errors import ConfigError
+from dmlkit.errors import ConfigError, NeedsClassesError
 
 
 def _fail(key: str, expected: str, value: object) -> ConfigError:
@@ -75,7 +75,7 @@ def needs_classes(name: str, num_classes: int, embedding_dim: int | None = None)
     missing = num_classes < 1 or (embedding_dim is not None and embedding_dim < 1)
     if missing:
         what = "the number of training classes" + (" and the embedding size" if embedding_dim is not None else "")
-        raise ConfigError(
+        raise NeedsClassesError(
             f"loss {name!r} needs {what} (got num_classes={num_classes}"
             + (f", embedding_dim={embedding_dim}" if embedding_dim is not None else "")
             + "); build it with build_loss(name, params, embedding_dim=..., num_classes=...)"

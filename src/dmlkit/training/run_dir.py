@@ -132,6 +132,11 @@ RESUMABLE_CHANGES = ("trainer.epochs", "trainer.progress_bar", "trainer.threads"
 RUN_ENTRIES = frozenset({"config.yaml", "env.json", "metrics.json", "summary.json", "checkpoints", "logs", "plots"})
 
 
+def unresumable_changes(saved: dict[str, Any], cfg: RunConfig) -> list[str]:
+    """Dotted keys where ``cfg`` differs from a saved (resolved) config, beyond :data:`RESUMABLE_CHANGES`."""
+    return [k for k in changed_keys(saved, config_to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+
+
 def check_run_dir(run: RunDir, cfg: RunConfig, resume: bool) -> None:
     """A new run needs an empty or new directory; a resumed one, its checkpoint and the same config
     (resolved, as ``config.yaml`` records it) up to :data:`RESUMABLE_CHANGES`."""
@@ -157,8 +162,7 @@ def check_run_dir(run: RunDir, cfg: RunConfig, resume: bool) -> None:
         return
     if not run.last.is_file():
         raise DmlkitError(f"--resume: no checkpoint to resume at {run.last}")
-    saved = config_to_dict(config_from_dict(read_yaml(run.config)))
-    bad = [k for k in changed_keys(saved, config_to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+    bad = unresumable_changes(config_to_dict(config_from_dict(read_yaml(run.config))), cfg)
     if bad:
         raise DmlkitError(
             f"--resume: the config differs from the one saved in {run.config} at {', '.join(bad)}; "

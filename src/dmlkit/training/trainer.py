@@ -32,7 +32,7 @@ from dmlkit.evaluation.evaluator import Evaluation
 from dmlkit.files import json_safe
 from dmlkit.methods import TrainStep
 from dmlkit.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dmlkit.training.run_dir import RESUMABLE_CHANGES, RunDir, changed_keys, check_run_dir, environment_info
+from dmlkit.training.run_dir import RunDir, check_run_dir, environment_info, unresumable_changes
 from dmlkit.training.run_lock import RunLock
 from dmlkit.training.signals import stop_signals_raise
 
@@ -172,7 +172,7 @@ class Trainer:
 
     def _check_same_run(self, path: Path, state: dict[str, Any]) -> None:
         """A checkpoint resumes only the run that wrote it: same config (up to the resumable keys), same data."""
-        bad = [k for k in changed_keys(state["config"], config_to_dict(self.cfg)) if k not in RESUMABLE_CHANGES]
+        bad = unresumable_changes(state["config"], self.cfg)
         if bad:
             raise DmlkitError(
                 f"--resume: {path} was written by another run: its config differs from this run's at {', '.join(bad)}"

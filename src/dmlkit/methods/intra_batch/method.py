@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from dmlkit.models.model import EmbeddingModel
 
 
+#: Ks of the refined Recall@K (the reference's).
+REFINED_RECALL_AT = (1, 2, 4, 8)
+
+
 @METHODS.register("intra_batch")
 class IntraBatchMethod(Method):
     """Backbone cross-entropy plus MPN cross-entropy over the batch graph.
@@ -157,15 +161,13 @@ class IntraBatchMethod(Method):
                 f"images, the test set has {len(embeddings)}"
             )
         refined = refine_embeddings(self.mpn, embeddings, self.refinement_k1, self.refinement_group)
-        report = evaluate_embeddings(refined, labels, recall_at=(1, 2, 4, 8), metrics=("recall", "map@r"))
+        report = evaluate_embeddings(refined, labels, recall_at=REFINED_RECALL_AT, metrics=("recall", "map@r"))
         return {f"refined_{k}": float(v) for k, v in report.metrics.items()}
 
     def metric_names(self) -> set[str]:
-        return (
-            {"refined_recall@1", "refined_recall@2", "refined_recall@4", "refined_recall@8", "refined_map@r"}
-            if (self.test_refinement)
-            else set()
-        )
+        if not self.test_refinement:
+            return set()
+        return {f"refined_recall@{k}" for k in REFINED_RECALL_AT} | {"refined_map@r"}
 
     def on_train_end(self, evaluation: Evaluation) -> None:
         """The retrieval figure of the final test embeddings (first process only)."""

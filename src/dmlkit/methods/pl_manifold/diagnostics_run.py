@@ -47,6 +47,11 @@ def neighbourhood_batches(
     return out
 
 
+def diagnostic_names() -> set[str]:
+    """The keys :func:`run_diagnostics` returns."""
+    return {f"diag_{m}_{q}" for m in ("pl", *PSEUDO_LABEL_METHODS) for q in ("purity", "correlation")}
+
+
 def run_diagnostics(
     embeddings: torch.Tensor,
     labels: np.ndarray,

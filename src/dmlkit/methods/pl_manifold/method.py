@@ -34,7 +34,7 @@ from dmlkit.errors import ConfigError
 from dmlkit.evaluation.knn import exact_knn
 from dmlkit.losses import validate
 from dmlkit.methods.base import Method, StepOutput
-from dmlkit.methods.pl_manifold.diagnostics_run import DIAGNOSTICS_WHEN, run_diagnostics
+from dmlkit.methods.pl_manifold.diagnostics_run import DIAGNOSTICS_WHEN, diagnostic_names, run_diagnostics
 from dmlkit.methods.pl_manifold.losses import neighbourhood_loss, point_loss, proxy_loss
 from dmlkit.methods.pl_manifold.piecewise_linear import RESIDUAL_SCALES, fit_pieces
 from dmlkit.methods.pl_manifold.proxies import ProxyManifold
@@ -228,9 +228,7 @@ class PLManifoldMethod(Method):
         )
 
     def metric_names(self) -> set[str]:
-        if self.diagnostics == "never":
-            return set()
-        return {f"diag_{m}_{q}" for m in ("pl", "kmeans", "hierarchical") for q in ("purity", "correlation")}
+        return set() if self.diagnostics == "never" else diagnostic_names()
 
     # ------------------------------------------------------------- checkpoint
     def extra_checkpoint_state(self) -> dict[str, Any]:
