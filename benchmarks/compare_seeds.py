@@ -7,12 +7,15 @@ Usage:
 Every (config, seed) trains with ``dmlkit train CONFIG --set seed=S`` into ``OUT_DIR/<config>-s<S>``
 (``--parallel N`` runs N at a time as separate processes; 1, the default, runs them one after the
 other). The JSON gives, per config, the final test metrics of every seed, their mean and sample
-standard deviation, and the training times. ``--summarize-only`` reads existing run directories.
+standard deviation, the training times and each run's last logged ``train/*`` values (a method's
+diagnostics). ``--summarize-only`` reads existing run directories. ``benchmarks/docs_tables.py`` renders
+the docs' tables from this JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import subprocess
@@ -53,10 +56,22 @@ def train_all(jobs: list[tuple[str, int, Path]], overrides: list[str], parallel:
     return codes
 
 
+def last_train_logs(run_dir: Path) -> dict[str, float]:
+    """The last logged value of every ``train/*`` column of a run's ``logs/csv/metrics.csv``."""
+    path = run_dir / "logs" / "csv" / "metrics.csv"
+    last: dict[str, float] = {}
+    if path.is_file():
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                logged = {k: v for k, v in row.items() if k and k.startswith("train/") and v not in ("", None)}
+                last.update({k: float(v) for k, v in logged.items()})
+    return last
+
+
 def summarize(configs: list[str], seeds: list[int], out_dir: Path) -> dict:
     out = {}
     for config in configs:
-        runs, times = {}, []
+        runs, times, logs = {}, [], {}
         for seed in seeds:
             path = run_dir_of(out_dir, config, seed) / "metrics.json"
             if not path.is_file():
@@ -65,6 +80,7 @@ def summarize(configs: list[str], seeds: list[int], out_dir: Path) -> dict:
             data = json.loads(path.read_text())
             runs[seed] = data.get("test") if data.get("status") == "completed" else None
             times.append(data.get("train_time_s"))
+            logs[seed] = last_train_logs(path.parent)
         done = [m for m in runs.values() if m]
         keys = list(done[0]) if done else []
         summary = {}
@@ -74,7 +90,13 @@ def summarize(configs: list[str], seeds: list[int], out_dir: Path) -> dict:
                 "mean": round(statistics.fmean(values), 4),
                 "std": round(statistics.stdev(values), 4) if len(values) > 1 else None,
             }
-        out[config] = {"completed": len(done), "seeds": runs, "summary": summary, "train_time_s": times}
+        out[config] = {
+            "completed": len(done),
+            "seeds": runs,
+            "summary": summary,
+            "train_time_s": times,
+            "last_train_logs": logs,
+        }
     return out
 
 

@@ -8,7 +8,7 @@ from dmlkit.config import load_config
 from dmlkit.errors import ConfigError
 from dmlkit.losses import LOSSES, build_loss
 from dmlkit.methods.dvml import DVMLMethod, kl_to_standard_normal, reconstruction_loss
-from dmlkit.methods.dvml.method import phase1_length
+from dmlkit.methods.dvml.method import class_spread, phase1_length, variance_scale
 from dmlkit.models import build_model
 from dmlkit.training.checkpoint import load_checkpoint
 from dmlkit.training.trainer import Trainer
@@ -131,12 +131,93 @@ def test_diagnostics_show_which_terms_reach_z_i(phase):
     assert ["sigma" in every_2.training_step(model, batch(i)).logs for i in range(4)] == [False, True, False, True]
 
 
+def test_class_spread_against_a_hand_loop():
+    g = torch.Generator().manual_seed(2)
+    z, labels = torch.randn(9, 3, generator=g, dtype=torch.float64), torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 3])
+    squared, count = 0.0, 0
+    for c in (0, 1, 2):  # class 3 has one row: no spread
+        rows = [z[i] for i in range(9) if labels[i] == c]
+        centre = sum(rows) / len(rows)
+        unbiased = sum(float(((r - centre) ** 2).sum()) for r in rows) / (len(rows) - 1)  # E‖z − centre‖²
+        squared += len(rows) * unbiased
+        count += len(rows)
+    assert class_spread(z, labels) == pytest.approx((squared / count) ** 0.5, rel=1e-6)
+    assert class_spread(z, torch.arange(9)) == 0.0
+
+
+@pytest.mark.parametrize("how", ["unit", "class_spread", "invariant"])
+def test_variance_scale_sets_the_norm_of_z_v(how):
+    g = torch.Generator().manual_seed(3)
+    z, z_v, labels = torch.randn(8, 4, generator=g), torch.randn(5, 8, 4, generator=g), torch.arange(4).repeat(2)
+    scale, spread = variance_scale(how, z, z_v, labels, factor=0.5)
+    rms = float((scale * z_v).pow(2).sum(-1).mean().sqrt())
+    expected = {
+        "unit": float(z_v.pow(2).sum(-1).mean().sqrt()),
+        "class_spread": 0.5 * class_spread(z, labels),
+        "invariant": 0.5 * float(z.pow(2).sum(-1).mean().sqrt()),
+    }[how]
+    assert rms == pytest.approx(expected, rel=1e-5) and spread == pytest.approx(class_spread(z, labels))
+    assert variance_scale(how, z, z_v, torch.arange(8))[0] == (1.0 if how != "invariant" else scale / 0.5)
+
+
+def routes(method, model):
+    """Which of z_I (the model's projection head), μ/σ, the decoder and the backbone get a gradient."""
+    method.training_step(model, batch()).loss.backward()
+    return {
+        "z_i": bool(grads(model.head)),
+        "variational": bool(grads(method.variational)),
+        "decoder": bool(grads(method.decoder)),
+        "backbone": bool(grads(model.backbone)),
+    }
+
+
+ONLY = {"recon": [0.0, 1.0, 0.0, 0.0], "metric_synthetic": [0.0, 0.0, 1.0, 0.0], "kl": [1.0, 0.0, 0.0, 0.0]}
+
+
+@pytest.mark.parametrize("space", ["projection", "embedding"])
+@pytest.mark.parametrize("how", ["unit", "class_spread", "invariant"])
+@pytest.mark.parametrize("kept", [(), ("recon",), ("metric_synthetic",), ("recon", "metric_synthetic")])
+@pytest.mark.parametrize("phase", [1, 2])
+@pytest.mark.parametrize("term", ["recon", "metric_synthetic", "kl"])
+def test_gradient_routing_of_every_variant(term, phase, kept, how, space):
+    lambdas = ONLY[term]
+    model, method = make(
+        phase1_epochs=2, phase1_lambdas=lambdas, phase2_lambdas=lambdas, diagnostics_every=0,
+        variance_scale=how, synthesis_space=space, invariant_terms=list(kept),
+    )  # fmt: skip
+    method.epoch = 0 if phase == 1 else 2
+    got = routes(method, model)
+    into_z_i = term in kept and (term != "recon" or phase == 2)
+    reaches_head = term != "recon" or phase == 2  # the KL and L_m(ẑ) train μ, σ in both phases
+    assert got["z_i"] == into_z_i and got["variational"] == reaches_head
+    assert got["backbone"] == (into_z_i or reaches_head)  # μ, σ are computed from the backbone's features
+    assert got["decoder"] == (term == "recon")
+
+
+def test_the_variants_are_recorded_and_logged():
+    model, method = make(variance_scale="class_spread", synthesis_space="embedding", diagnostics_every=1)
+    logs = method.training_step(model, batch()).logs
+    assert logs["variance_scale"] > 0 and logs["class_spread"] > 0
+    assert logs["norm_z_v"] == pytest.approx(logs["class_spread"], rel=0.1)  # mean norm vs RMS: z_V at the class spread
+    summary = method.summary()
+    assert summary["variance_scale"] == "class_spread" and summary["synthesis_space"] == "embedding"
+    assert summary["invariant_terms"] == ["recon", "metric_synthetic"]
+
+
 def test_bad_parameters_name_the_key():
     loss = build_loss("triplet", {})
     with pytest.raises(ConfigError, match="method.phase1_lambdas"):
         DVMLMethod(loss, 16, DIM, 4, phase1_lambdas=[1, 1, 1])
     with pytest.raises(ConfigError, match="method.num_samples"):
         DVMLMethod(loss, 16, DIM, 4, num_samples=0)
+    with pytest.raises(ConfigError, match="method.variance_scale'.*class_spread"):
+        DVMLMethod(loss, 16, DIM, 4, variance_scale="spread")
+    with pytest.raises(ConfigError, match="method.variance_scale_factor"):
+        DVMLMethod(loss, 16, DIM, 4, variance_scale_factor=0)
+    with pytest.raises(ConfigError, match="method.synthesis_space"):
+        DVMLMethod(loss, 16, DIM, 4, synthesis_space="normalized")
+    with pytest.raises(ConfigError, match="method.invariant_terms"):
+        DVMLMethod(loss, 16, DIM, 4, invariant_terms=["kl"])
 
 
 def test_the_phase_length_is_derived_from_the_epochs():

@@ -15,6 +15,7 @@ from pathlib import Path
 from dmlkit.config import RunConfig
 from dmlkit.data.base import DatasetSpec, DMLDataset, EvalSplit
 from dmlkit.data.checks import check_test_side
+from dmlkit.data.holdout import hold_out_classes
 from dmlkit.data.registry import check_split, get_dataset_spec
 from dmlkit.data.transforms import build_transforms
 from dmlkit.data.unlabeled import UnlabeledDataset
@@ -50,17 +51,36 @@ class TrainingSets:
     train_eval: DMLDataset
 
 
-def read_training_split(cfg: RunConfig) -> DMLDataset:
-    """The ``train`` split of ``data.dataset`` as the run reads it, without a transform."""
+def _training_classes(cfg: RunConfig) -> DMLDataset:
     raw = get_dataset_spec(cfg.data.dataset).build(_root(cfg.data.root), "train")
     return raw.reading(background=cfg.data.background)
 
 
+def read_training_split(cfg: RunConfig) -> DMLDataset:
+    """The ``train`` split of ``data.dataset`` as the run reads it, without a transform (less the
+    ``data.validation_classes``, :mod:`dmlkit.data.holdout`)."""
+    raw = _training_classes(cfg)
+    if cfg.data.validation_classes:
+        return hold_out_classes(raw, cfg.data.validation_classes)[0]
+    return raw
+
+
+def _own_test_side(cfg: RunConfig, dataset: str | None, root: str | Path | None) -> bool:
+    return dataset in (None, cfg.data.dataset) and root is None
+
+
 def read_test_side(cfg: RunConfig, dataset: str | None = None, root: str | Path | None = None) -> EvalSplit:
-    """The test side of ``dataset`` (default: the run's) as the run reads it, checked, without a transform."""
+    """The test side of ``dataset`` (default: the run's) as the run reads it, checked, without a transform.
+
+    The run's own test side is its validation classes when ``data.validation_classes`` is set."""
     spec, path = _other(cfg, dataset, root)
-    split = spec.eval_split(path)
-    check_test_side(split, f"dataset {spec.name!r}" + (f" at {path}" if path else ""))
+    if cfg.data.validation_classes and _own_test_side(cfg, dataset, root):
+        split = EvalSplit(hold_out_classes(_training_classes(cfg), cfg.data.validation_classes)[1])
+        where = f"the validation classes of dataset {spec.name!r} (data.validation_classes)"
+    else:
+        split = spec.eval_split(path)
+        where = f"dataset {spec.name!r}" + (f" at {path}" if path else "")
+    check_test_side(split, where)
     mode = get_dataset_spec(cfg.data.dataset).mode
     read = [
         None if d is None else d.reading(mode=mode, background=cfg.data.background)

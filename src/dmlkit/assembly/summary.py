@@ -28,6 +28,8 @@ def run_summary(parts: RunAssembly, fabric: Fabric) -> dict[str, Any]:
     test["queries" if parts.test.gallery is not None else "set"] = _side(parts.test.query)
     if parts.test.gallery is not None:
         test["gallery"] = _side(parts.test.gallery)
+    if cfg.data.validation_classes:  # not the test split: held-out training classes (dmlkit.data.holdout)
+        test["validation_classes"] = cfg.data.validation_classes
     return {
         "dataset": facts.dataset,
         "root": str(Path(cfg.data.root).expanduser().resolve()) if cfg.data.root else None,
@@ -57,14 +59,16 @@ def format_summary(s: dict[str, Any]) -> str:
     train = f"{s['train']['images']} images / " + (
         f"{s['train']['classes']} classes" if s["train"]["classes"] is not None else "labels hidden"
     )
-    sides = [f"{k} {v['images']} images / {v['classes']} classes" for k, v in s["test"].items() if k != "layout"]
+    sides = [f"{k} {v['images']} images / {v['classes']} classes" for k, v in s["test"].items() if isinstance(v, dict)]
+    held = s["test"].get("validation_classes")
+    test = f"validation (the last {held} training classes, held out)" if held else "test"
     m = s["model"]
     norm = ", L2-normalised" if m["normalize"] else ""
     loss = f" + loss {s['loss']}" if s["loss"] else ""
     return "\n".join(
         [
             f"data: {s['dataset']} ({where}), {size}x{size} {s['images']['mode']}; train {train}; "
-            f"test ({s['test']['layout']}) {'; '.join(sides)}",
+            f"{test} ({s['test']['layout']}) {'; '.join(sides)}",
             f"model: {m['backbone']} ({m['weights']} weights) -> {m['feature_dim']}-d features -> "
             f"{m['embedding_dim']}-d embedding{norm}",
             f"method: {s['method']}{loss}; {s['batches_per_epoch']} batches per epoch; {s['device']}, "

@@ -34,6 +34,9 @@ class DataConfig:
         num_workers: DataLoader worker processes.
         eval_batch_size: Batch size for embedding the evaluation sets.
         background: RGB colour (0-255) that transparent images are composited onto (white).
+        validation_classes: Hold out the last this many training classes and evaluate on them instead
+            of the test split (:mod:`dmlkit.data.holdout`): model selection without the test classes
+            (``None``: off).
 
     ``dataset`` ``None`` is the bundled ``digits``, and only without a ``root``: a root with no
     dataset named is refused (which layout it holds cannot be guessed).
@@ -52,6 +55,7 @@ class DataConfig:
     num_workers: int = 0
     eval_batch_size: int = 256
     background: list[int] = field(default_factory=lambda: [255, 255, 255])
+    validation_classes: int | None = None
 
 
 @dataclass

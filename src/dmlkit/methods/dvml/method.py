@@ -94,6 +94,51 @@ def branch_diagnostics(
     return out
 
 
+#: The scales of z_V of :func:`variance_scale`.
+VARIANCE_SCALES = ("unit", "class_spread", "invariant")
+#: The terms besides L_m(z_I) that may reach z_I (``invariant_terms``).
+BRANCH_TERMS = ("recon", "metric_synthetic")
+
+
+def class_spread(z: torch.Tensor, labels: torch.Tensor) -> float:
+    """Root-mean-square distance of the rows of ``z`` to their class's mean, over the batch's classes with
+    two or more rows: each class's mean squared distance corrected by n/(n − 1) (unbiased), weighted by
+    its n; 0 if no class has two rows.
+
+    Example:
+        >>> z = torch.tensor([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0]])
+        >>> class_spread(z, torch.tensor([0, 0, 1]))  # rows 0, 1: mean (1, 0), squared distances 1, 1 -> 2·2/1/2
+        1.4142135381698608
+    """
+    total, count = z.new_zeros(()), 0
+    for label in labels.unique():
+        rows = z[labels == label]
+        if len(rows) > 1:
+            total = total + (rows - rows.mean(0)).pow(2).sum() * len(rows) / (len(rows) - 1)
+            count += len(rows)
+    return float((total / count).sqrt()) if count else 0.0
+
+
+def variance_scale(
+    how: str, z: torch.Tensor, z_v: torch.Tensor, labels: torch.Tensor, factor: float = 1.0
+) -> tuple[float, float]:
+    """``(s, spread)``: the factor applied to z_V before ẑ = z + s·z_V, and the batch's class spread of z.
+
+    ``unit``: s = 1 (the paper). ``class_spread``: the root-mean-square norm of s·z_V is ``factor`` × the
+    class spread of z (:func:`class_spread`), so synthesised samples lie as far from their example as
+    class members lie from their centre (s = 1 when no class has two rows). ``invariant``: it is
+    ``factor`` × the root-mean-square norm of z. s is a constant of the step (no gradient).
+    """
+    spread = class_spread(z, labels)
+    if how == "unit":
+        return 1.0, spread
+    noise = float(z_v.pow(2).sum(-1).mean().sqrt())
+    target = spread if how == "class_spread" else float(z.pow(2).sum(-1).mean().sqrt())
+    if noise == 0 or target == 0:
+        return 1.0, spread
+    return factor * target / noise, spread
+
+
 def phase1_length(epochs: int, fraction: float) -> int:
     """Epochs of phase 1: ``fraction × epochs`` rounded half up (Python's ``round`` rounds half to even, which
     made 2 epochs × 0.25 a run without phase 1).
@@ -122,6 +167,16 @@ class DVMLMethod(MetricLossMethod):
         detach_target: Detach the reconstruction target x (default true).
         synthetic_in_loss: ``all`` (average L_m over the T synthetic batches) or ``first``.
         decoder_hidden: Hidden size of the decoder (default: the embedding size, 512 in the paper).
+        variance_scale: How z_V is scaled before it is added: ``class_spread`` (default: to
+            ``variance_scale_factor`` × the batch's class spread), ``unit`` (as sampled, the paper) or
+            ``invariant`` (to that factor × the norm of z); see :func:`variance_scale` and docs/dvml.md.
+        variance_scale_factor: The factor of ``class_spread`` and ``invariant`` (1).
+        synthesis_space: Where ẑ = z + z_V is formed: ``projection`` (on z_I before the model's
+            normalisation, the paper) or ``embedding`` (on the normalised embedding; ẑ is normalised
+            again before L_m). The same for a model without normalisation.
+        invariant_terms: The terms besides L_m(z_I) whose gradient reaches z_I (and through it the
+            backbone): any of ``recon`` (in phase 2; never in phase 1) and ``metric_synthetic``;
+            default both (the paper). A term left out still trains the variational head and the decoder.
         logvar_clamp: Bound of |log σ²|.
         tsne: Write the t-SNE figures at the end of training.
         tsne_classes: Classes shown in the t-SNE figures (the first ones of the test set).
@@ -148,6 +203,10 @@ class DVMLMethod(MetricLossMethod):
         detach_target: bool = True,
         synthetic_in_loss: str = "all",
         decoder_hidden: int | None = None,
+        variance_scale: str = "class_spread",
+        variance_scale_factor: float = 1.0,
+        synthesis_space: str = "projection",
+        invariant_terms: Sequence[str] = BRANCH_TERMS,
         logvar_clamp: float = 10.0,
         tsne: bool = True,
         tsne_classes: int = 10,
@@ -164,6 +223,15 @@ class DVMLMethod(MetricLossMethod):
             )
         validate.choice("method.reconstruction", reconstruction, RECONSTRUCTIONS)
         validate.non_negative_int("method.diagnostics_every", diagnostics_every)
+        validate.choice("method.variance_scale", variance_scale, VARIANCE_SCALES)
+        validate.choice("method.synthesis_space", synthesis_space, ("projection", "embedding"))
+        validate.positive("method.variance_scale_factor", variance_scale_factor)
+        terms = list(invariant_terms) if isinstance(invariant_terms, (list, tuple)) else None
+        if terms is None or any(t not in BRANCH_TERMS for t in terms):
+            raise ConfigError(
+                f"config key 'method.invariant_terms': expected a list of {list(BRANCH_TERMS)} (possibly empty), "
+                f"got {invariant_terms!r}"
+            )
         if synthetic_in_loss not in ("all", "first"):
             raise ConfigError(
                 f"config key 'method.synthetic_in_loss': expected 'all' or 'first', got {synthetic_in_loss!r}"
@@ -175,6 +243,8 @@ class DVMLMethod(MetricLossMethod):
         self.reconstruction = reconstruction
         self.detach_target = bool(detach_target)
         self.synthetic_in_loss = synthetic_in_loss
+        self.variance_scale, self.scale_factor = variance_scale, float(variance_scale_factor)
+        self.synthesis_space, self.invariant_terms = synthesis_space, tuple(terms)
         self.tsne, self.tsne_classes, self.tsne_points = bool(tsne), int(tsne_classes), int(tsne_points)
         self.variational = VariationalHead(feature_dim, embedding_dim, float(logvar_clamp))
         self.decoder = Decoder(embedding_dim, feature_dim, decoder_hidden)
@@ -200,12 +270,20 @@ class DVMLMethod(MetricLossMethod):
         mu, logvar = self.variational(x)
         eps = torch.randn((self.num_samples, *mu.shape), device=mu.device, dtype=mu.dtype)
         z_v = mu + torch.exp(0.5 * logvar) * eps  # (T, B, D)
-        z_hat = z_i.unsqueeze(0) + z_v
-        decoder_input = z_hat.detach() if self.phase == 1 else z_hat
+        base = z_i if self.synthesis_space == "projection" else model.finish(z_i)
+        scale, spread = variance_scale(self.variance_scale, base.detach(), z_v.detach(), labels, self.scale_factor)
+        z_v = scale * z_v
+        z_hat = base.unsqueeze(0) + z_v
+        detached_hat = base.detach().unsqueeze(0) + z_v  # ẑ without a path into z_I
+        if self.phase == 1:
+            decoder_input = z_hat.detach()
+        else:
+            decoder_input = z_hat if "recon" in self.invariant_terms else detached_hat
         target = x.detach() if self.detach_target else x
         kl = kl_to_standard_normal(mu, logvar)
         recon = reconstruction_loss(self.decoder(decoder_input), target, self.reconstruction)
-        synthetic = z_hat if self.synthetic_in_loss == "all" else z_hat[:1]
+        synthetic = z_hat if "metric_synthetic" in self.invariant_terms else detached_hat
+        synthetic = synthetic if self.synthetic_in_loss == "all" else synthetic[:1]
         loss_hat = torch.stack([self.loss(model.finish(z), labels) for z in synthetic]).mean()
         loss_i = self.loss(model.finish(z_i), labels)
         l1, l2, l3, l4 = self.lambdas[self.phase]
@@ -226,6 +304,7 @@ class DVMLMethod(MetricLossMethod):
                 "metric_invariant": l4 * loss_i,
             }
             logs.update(branch_diagnostics(z_i, z_v, z_hat, logvar, terms))
+            logs.update({"variance_scale": float(scale), "class_spread": spread})
         return StepOutput(total, logs)
 
     def summary(self) -> dict[str, Any]:
@@ -234,6 +313,9 @@ class DVMLMethod(MetricLossMethod):
             "phase2_from_epoch": self.phase1_epochs + 1 if self.phase1_epochs < self.epochs else None,
             "reconstruction": self.reconstruction,
             "num_samples": self.num_samples,
+            "variance_scale": self.variance_scale,
+            "synthesis_space": self.synthesis_space,
+            "invariant_terms": list(self.invariant_terms),
         }
 
     def on_epoch_start(self, epoch: int, model: EmbeddingModel) -> None:

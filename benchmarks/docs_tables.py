@@ -1,0 +1,120 @@
+"""Render the results tables of README.md and docs/*.md from the benchmark JSON that produced them.
+
+A table in a Markdown file is declared by a comment naming its JSON (written by
+``benchmarks/compare_seeds.py``), its rows (config = label) and its columns (key = header), and is
+followed by the rendered table and a closing comment::
+
+    <!-- table: benchmarks/results/dvml_omniglot.json
+    rows: configs/omniglot_triplet.yaml = Triplet; configs/dvml_omniglot_triplet.yaml = DVML + Triplet
+    columns: recall@1 = R@1; map@r = MAP@R; train/sigma = σ; time = training; seeds = seeds
+    -->
+    | ... |
+    <!-- /table -->
+
+A column key is a test metric (mean ± sample std over the seeds), a ``train/*`` value (the mean over
+the seeds of each run's last logged value), ``time`` (mean training time) or ``seeds`` (completed runs).
+
+Usage:
+    python benchmarks/docs_tables.py docs/dvml.md [...]          # rewrite the tables in place
+    python benchmarks/docs_tables.py --check docs/dvml.md [...]  # exit 1 if a table differs from its JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- table: (?P<spec>.*?)-->\n)(?P<table>.*?)(<!-- /table -->)", re.S)
+
+
+def _pairs(text: str, what: str, source: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        key, sep, label = item.partition("=")
+        if not sep:
+            raise SystemExit(f"{source}: table {what} entry {item!r}: expected 'key = label'")
+        pairs.append((key.strip(), label.strip()))
+    return pairs
+
+
+def parse_spec(spec: str, source: str) -> tuple[Path, list[tuple[str, str]], list[tuple[str, str]]]:
+    """The JSON path, rows and columns of a table declaration."""
+    lines = [line.strip() for line in spec.strip().splitlines() if line.strip()]
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip()] = value
+    if not lines or set(fields) != {"rows", "columns"}:
+        raise SystemExit(f"{source}: a table declaration needs a JSON path, then 'rows:' and 'columns:' lines")
+    return Path(lines[0]), _pairs(fields["rows"], "rows", source), _pairs(fields["columns"], "columns", source)
+
+
+def _number(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def cell(entry: dict, key: str) -> str:
+    """One cell of a config's row: see the module docstring for the keys."""
+    if key == "seeds":
+        return str(entry["completed"])
+    if key == "time":
+        times = [t for t in entry["train_time_s"] if t is not None]
+        return f"{statistics.fmean(times):.0f} s" if times else "n/a"
+    if key.startswith("train/"):
+        values = [logs[key] for logs in entry.get("last_train_logs", {}).values() if logs and key in logs]
+        return _number(statistics.fmean(values)) if values else "—"
+    stats = entry["summary"].get(key)
+    if stats is None:
+        return "n/a"
+    return f"{stats['mean']:.3f}" + (f" ± {stats['std']:.3f}" if stats["std"] is not None else "")
+
+
+def render(results: dict, rows: list[tuple[str, str]], columns: list[tuple[str, str]], source: str) -> str:
+    """The Markdown table of ``rows`` × ``columns`` of a compare_seeds result."""
+    lines = ["| run | " + " | ".join(h for _, h in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for config, label in rows:
+        if config not in results["configs"]:
+            raise SystemExit(f"{source}: table row {config!r} is not in its JSON")
+        entry = results["configs"][config]
+        lines.append(f"| {label} | " + " | ".join(cell(entry, key) for key, _ in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rendered(text: str, source: str) -> str:
+    """``text`` with every declared table rendered from its JSON."""
+
+    def one(match: re.Match) -> str:
+        path, rows, columns = parse_spec(match["spec"], source)
+        results = json.loads((ROOT / path).read_text())
+        return match.group(1) + render(results, rows, columns, source) + match.group(4)
+
+    return BLOCK.sub(one, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 if a table is out of date")
+    args = p.parse_args(argv)
+    stale = []
+    for path in args.files:
+        text = path.read_text()
+        new = rendered(text, str(path))
+        if new != text:
+            stale.append(str(path))
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        names = ", ".join(stale)
+        print(f"tables out of date with their JSON: {names} (run benchmarks/docs_tables.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

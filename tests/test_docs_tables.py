@@ -1,0 +1,54 @@
+"""The docs' results tables are rendered from the JSON that produced them (benchmarks/docs_tables.py)."""
+
+import importlib.util
+import json
+
+import pytest
+
+from paths import ROOT
+
+spec = importlib.util.spec_from_file_location("docs_tables", ROOT / "benchmarks" / "docs_tables.py")
+docs_tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(docs_tables)
+
+RESULTS = {
+    "configs": {
+        "a.yaml": {
+            "completed": 2,
+            "summary": {"recall@1": {"mean": 0.5, "std": 0.1}},
+            "train_time_s": [10.0, 20.0],
+            "last_train_logs": {"0": {"train/sigma": 1.0}, "1": {"train/sigma": 0.5}},
+        },
+        "b.yaml": {"completed": 1, "summary": {"recall@1": {"mean": 0.25, "std": None}}, "train_time_s": [None]},
+    }
+}
+
+
+def test_a_table_against_a_hand_rendering():
+    table = docs_tables.render(
+        RESULTS, [("a.yaml", "A"), ("b.yaml", "B")],
+        [("recall@1", "R@1"), ("train/sigma", "σ"), ("time", "training"), ("seeds", "n"), ("nmi", "NMI")], "doc",
+    )  # fmt: skip
+    assert table == (
+        "| run | R@1 | σ | training | n | NMI |\n|---|---|---|---|---|---|\n"
+        "| A | 0.500 ± 0.100 | 0.750 | 15 s | 2 | n/a |\n| B | 0.250 | — | n/a | 1 | n/a |\n"
+    )
+
+
+def test_a_stale_table_is_found_and_rewritten(tmp_path, monkeypatch):
+    (tmp_path / "r.json").write_text(json.dumps(RESULTS))
+    doc = tmp_path / "doc.md"
+    declaration = "<!-- table: r.json\nrows: a.yaml = A\ncolumns: recall@1 = R@1\n-->\n"
+    doc.write_text(f"text\n{declaration}| typed |\n<!-- /table -->\n")
+    monkeypatch.setattr(docs_tables, "ROOT", tmp_path)
+    assert docs_tables.main(["--check", str(doc)]) == 1
+    assert docs_tables.main([str(doc)]) == 0 and docs_tables.main(["--check", str(doc)]) == 0
+    assert "| A | 0.500 ± 0.100 |" in doc.read_text()
+    doc.write_text("<!-- table: r.json\nrows: c.yaml = C\ncolumns: recall@1 = R@1\n-->\n<!-- /table -->\n")
+    with pytest.raises(SystemExit, match="'c.yaml' is not in its JSON"):
+        docs_tables.main([str(doc)])
+
+
+def test_the_docs_tables_match_their_json():
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    assert docs_tables.main(["--check", *map(str, files)]) == 0
