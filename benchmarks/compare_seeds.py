@@ -78,9 +78,11 @@ def summarize(configs: list[str], seeds: list[int], out_dir: Path) -> dict:
                 runs[seed] = None
                 continue
             data = json.loads(path.read_text())
-            runs[seed] = data.get("test") if data.get("status") == "completed" else None
-            times.append(data.get("train_time_s"))
-            logs[seed] = last_train_logs(path.parent)
+            completed = data.get("status") == "completed"
+            runs[seed] = data.get("test") if completed else None
+            if completed:
+                times.append(data.get("train_time_s"))
+            logs[seed] = last_train_logs(path.parent) if completed else None
         done = [m for m in runs.values() if m]
         keys = list(done[0]) if done else []
         summary = {}

@@ -1,5 +1,7 @@
 """DVML: KL closed form, phase-dependent gradient flow, z_I at test time, every base loss, resume."""
 
+import csv
+
 import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
@@ -229,7 +231,8 @@ def test_the_phase_length_is_derived_from_the_epochs():
 DVML = [
     "trainer.accelerator=cpu",
     "trainer.progress_bar=false",
-    "method={name: dvml, num_samples: 4, phase1_epochs: 1}",
+    "method={name: dvml, num_samples: 4, phase1_epochs: 1, diagnostics_every: 2}",
+    "trainer.log_every=2",
     "loss.name=triplet",
     "eval.metrics=[recall]",
     "eval.recall_at=[1]",
@@ -245,6 +248,11 @@ def test_resume_mid_epoch_keeps_the_phase_and_writes_tsne(tmp_path, monkeypatch)
     straight = Trainer(load_config(QUICKSTART, DVML), tmp_path / "a").fit()
     for name in ("tsne_test.png", "tsne_centred.png"):
         assert (tmp_path / "a" / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+    with open(tmp_path / "a" / "logs" / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    logged = [r for r in rows if r.get("train/sigma")]  # the branch's state is in the run's logs
+    assert len(logged) == 4 and all(r["train/cos_z_hat_z_i"] and r["train/variance_scale"] for r in logged)
+    assert {f"train/grad_share_{t}" for t in ("kl", "recon", "metric_synthetic", "metric_invariant")} <= set(rows[0])
     original = DVMLMethod.after_step
 
     def crash(self, model, step):

@@ -4,7 +4,9 @@ On the pooled backbone features x (the reconstruction target):
 
 * z_I = the model's own projection (:meth:`EmbeddingModel.project`), the test-time embedding;
 * μ, log σ² from :class:`~dmlkit.methods.dvml.modules.VariationalHead`; T samples
-  z_V = μ + σ·ε and synthesised ẑ = z_I + z_V;
+  z_V = μ + σ·ε and synthesised ẑ = z_I + s·z_V, where s scales z_V to the batch's class spread
+  (``variance_scale: class_spread``, the default; ``unit``, s = 1, is the paper: there the KL keeps σ at
+  1 and z_V is noise much larger than z_I, docs/dvml.md; :func:`variance_scale`);
 * a decoder reconstructs x from every ẑ.
 
 Loss ``λ1·KL + λ2·recon + λ3·L_m(ẑ) + λ4·L_m(z_I)`` with the base metric loss L_m of the run's
@@ -19,8 +21,9 @@ always detached (``detach_target``). z_I and ẑ go through the model's configur
 L_m(ẑ) averages over the T synthetic batches (``synthetic_in_loss: all``) or uses the first only.
 
 Every ``diagnostics_every`` steps the logs show whether the variational branch is alive: mean σ,
-‖z_I‖, ‖z_V‖, cos(ẑ, z_I) and each term's share of the gradient norm on z_I
-(:func:`branch_diagnostics`).
+‖z_I‖, ‖s·z_V‖, cos(ẑ, z_I), the class spread, s and each term's share of the gradient norm on z_I
+(:func:`branch_diagnostics`). ``synthesis_space`` and ``invariant_terms`` select where ẑ is formed and
+which terms reach z_I.
 
 After the final evaluation (:meth:`~dmlkit.methods.base.Method.on_train_end`) the run directory gets
 ``plots/tsne_test.png`` (Barnes-Hut t-SNE of test embeddings of up to ``tsne_classes`` classes; the
