@@ -103,43 +103,41 @@ VARIANCE_SCALES = ("unit", "class_spread", "invariant")
 BRANCH_TERMS = ("recon", "metric_synthetic")
 
 
-def class_spread(z: torch.Tensor, labels: torch.Tensor) -> float:
+def class_spread(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Root-mean-square distance of the rows of ``z`` to their class's mean, over the batch's classes with
     two or more rows: each class's mean squared distance corrected by n/(n − 1) (unbiased), weighted by
-    its n; 0 if no class has two rows.
+    its n; 0 if no class has two rows. A 0-d tensor (no host sync).
 
     Example:
         >>> z = torch.tensor([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0]])
-        >>> class_spread(z, torch.tensor([0, 0, 1]))  # rows 0, 1: mean (1, 0), squared distances 1, 1 -> 2·2/1/2
+        >>> float(class_spread(z, torch.tensor([0, 0, 1])))  # rows 0, 1: squared distances 1, 1 -> 2·2/1/2
         1.4142135381698608
     """
-    total, count = z.new_zeros(()), 0
-    for label in labels.unique():
-        rows = z[labels == label]
-        if len(rows) > 1:
-            total = total + (rows - rows.mean(0)).pow(2).sum() * len(rows) / (len(rows) - 1)
-            count += len(rows)
-    return float((total / count).sqrt()) if count else 0.0
+    _, inverse, counts = labels.unique(return_inverse=True, return_counts=True)
+    centres = z.new_zeros(len(counts), z.shape[-1]).index_add_(0, inverse, z) / counts[:, None].to(z.dtype)
+    n = counts[inverse].to(z.dtype)
+    kept = n > 1
+    squared = (z - centres[inverse]).pow(2).sum(-1) * n / (n - 1).clamp(min=1)
+    return (torch.where(kept, squared, 0).sum() / kept.sum().clamp(min=1)).sqrt()
 
 
 def variance_scale(
     how: str, z: torch.Tensor, z_v: torch.Tensor, labels: torch.Tensor, factor: float = 1.0
-) -> tuple[float, float]:
-    """``(s, spread)``: the factor applied to z_V before ẑ = z + s·z_V, and the batch's class spread of z.
+) -> torch.Tensor:
+    """s, the factor applied to z_V before ẑ = z + s·z_V (a 0-d tensor, a constant of the step).
 
     ``unit``: s = 1 (the paper). ``class_spread``: the root-mean-square norm of s·z_V is ``factor`` × the
     class spread of z (:func:`class_spread`), so synthesised samples lie as far from their example as
-    class members lie from their centre (s = 1 when no class has two rows). ``invariant``: it is
-    ``factor`` × the root-mean-square norm of z. s is a constant of the step (no gradient).
+    class members lie from their centre. ``invariant``: it is ``factor`` × the root-mean-square norm of z.
+    s = 1 where the target or z_V is 0 (no class with two rows, say).
     """
-    spread = class_spread(z, labels)
     if how == "unit":
-        return 1.0, spread
-    noise = float(z_v.pow(2).sum(-1).mean().sqrt())
-    target = spread if how == "class_spread" else float(z.pow(2).sum(-1).mean().sqrt())
-    if noise == 0 or target == 0:
-        return 1.0, spread
-    return factor * target / noise, spread
+        return z.new_ones(())
+    z, z_v = z.detach(), z_v.detach()
+    target = class_spread(z, labels) if how == "class_spread" else z.pow(2).sum(-1).mean().sqrt()
+    noise = z_v.pow(2).sum(-1).mean().sqrt()
+    usable = (target > 0) & (noise > 0)
+    return torch.where(usable, factor * target / noise.clamp(min=torch.finfo(z.dtype).tiny), 1.0)
 
 
 def phase1_length(epochs: int, fraction: float) -> int:
@@ -274,7 +272,7 @@ class DVMLMethod(MetricLossMethod):
         eps = torch.randn((self.num_samples, *mu.shape), device=mu.device, dtype=mu.dtype)
         z_v = mu + torch.exp(0.5 * logvar) * eps  # (T, B, D)
         base = z_i if self.synthesis_space == "projection" else model.finish(z_i)
-        scale, spread = variance_scale(self.variance_scale, base.detach(), z_v.detach(), labels, self.scale_factor)
+        scale = variance_scale(self.variance_scale, base, z_v, labels, self.scale_factor)
         z_v = scale * z_v
         z_hat = base.unsqueeze(0) + z_v
         detached_hat = base.detach().unsqueeze(0) + z_v  # ẑ without a path into z_I
@@ -307,7 +305,8 @@ class DVMLMethod(MetricLossMethod):
                 "metric_invariant": l4 * loss_i,
             }
             logs.update(branch_diagnostics(z_i, z_v, z_hat, logvar, terms))
-            logs.update({"variance_scale": float(scale), "class_spread": spread})
+            spread = class_spread(base.detach(), labels)
+            logs.update({"variance_scale": float(scale), "class_spread": float(spread)})
         return StepOutput(total, logs)
 
     def summary(self) -> dict[str, Any]:
