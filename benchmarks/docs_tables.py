@@ -90,6 +90,8 @@ def rendered(text: str, source: str) -> str:
 
     def one(match: re.Match) -> str:
         path, rows, columns = parse_spec(match["spec"], source)
+        if not (ROOT / path).is_file():
+            raise SystemExit(f"{source}: the JSON of a table, {path}, does not exist")
         results = json.loads((ROOT / path).read_text())
         return match.group(1) + render(results, rows, columns, source) + match.group(4)
 

@@ -47,6 +47,9 @@ def test_a_stale_table_is_found_and_rewritten(tmp_path, monkeypatch):
     doc.write_text("<!-- table: r.json\nrows: c.yaml = C\ncolumns: recall@1 = R@1\n-->\n<!-- /table -->\n")
     with pytest.raises(SystemExit, match="'c.yaml' is not in its JSON"):
         docs_tables.main([str(doc)])
+    doc.write_text("<!-- table: gone.json\nrows: a.yaml = A\ncolumns: recall@1 = R@1\n-->\n<!-- /table -->\n")
+    with pytest.raises(SystemExit, match="doc.md: the JSON of a table, gone.json, does not exist"):
+        docs_tables.main([str(doc)])
 
 
 def test_the_docs_tables_match_their_json():
