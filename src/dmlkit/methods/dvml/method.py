@@ -273,17 +273,18 @@ class DVMLMethod(MetricLossMethod):
         z_v = mu + torch.exp(0.5 * logvar) * eps  # (T, B, D)
         base = z_i if self.synthesis_space == "projection" else model.finish(z_i)
         scale = variance_scale(self.variance_scale, base, z_v, labels, self.scale_factor)
-        z_v = scale * z_v
+        if self.variance_scale != "unit":  # s = 1: nothing to multiply
+            z_v = scale * z_v
         z_hat = base.unsqueeze(0) + z_v
-        detached_hat = base.detach().unsqueeze(0) + z_v  # ẑ without a path into z_I
-        if self.phase == 1:
-            decoder_input = z_hat.detach()
-        else:
-            decoder_input = z_hat if "recon" in self.invariant_terms else detached_hat
+
+        def reaching(term: str) -> torch.Tensor:  # ẑ, or ẑ without a path into z_I for a term kept out of it
+            return z_hat if term in self.invariant_terms else base.detach().unsqueeze(0) + z_v
+
+        decoder_input = z_hat.detach() if self.phase == 1 else reaching("recon")
         target = x.detach() if self.detach_target else x
         kl = kl_to_standard_normal(mu, logvar)
         recon = reconstruction_loss(self.decoder(decoder_input), target, self.reconstruction)
-        synthetic = z_hat if "metric_synthetic" in self.invariant_terms else detached_hat
+        synthetic = reaching("metric_synthetic")
         synthetic = synthetic if self.synthetic_in_loss == "all" else synthetic[:1]
         loss_hat = torch.stack([self.loss(model.finish(z), labels) for z in synthetic]).mean()
         loss_i = self.loss(model.finish(z_i), labels)
