@@ -33,6 +33,10 @@ class RunFacts:
         epochs: ``trainer.epochs``.
         eval_every: ``trainer.eval_every``.
         seed: ``seed``.
+        world_size: Processes that train the run (``trainer.devices`` × ``trainer.num_nodes`` as launched).
+        batch_shards: Processes whose shards make one training batch: ``world_size`` under
+            ``trainer.distributed_batch: global``, else 1. A method that draws its own batches
+            multiplies its per-batch group count (clusters, queries, classes) by it.
     """
 
     dataset: str
@@ -48,6 +52,8 @@ class RunFacts:
     epochs: int
     eval_every: int
     seed: int
+    world_size: int = 1
+    batch_shards: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (stored in checkpoints)."""

@@ -113,6 +113,7 @@ def test_two_process_ddp_on_cpu_writes_one_run(tmp_path):
 
     cmd = [sys.executable, "-m", "dmlkit", "train", QUICKSTART, *TRAIN, "--set", f"output_dir={tmp_path / 'runs'}"]
     cmd += ["--set", "trainer.accelerator=cpu", "--set", "trainer.devices=2", "--set", "trainer.strategy=ddp"]
+    cmd += ["--set", "data.classes_per_batch=2"]  # per process: the batch of a step holds 4 of the 5 classes
     env = {k: v for k, v in os.environ.items() if k not in ("DMLKIT_RUN_DIR", "WORLD_SIZE", "LOCAL_RANK", "RANK")}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

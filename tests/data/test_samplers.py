@@ -159,3 +159,37 @@ def test_single_image_classes():
     assert len(batches) == 1 and 4 not in batches[0]
     with pytest.warns(UserWarning), pytest.raises(ConfigError, match="exceeds the 3 training classes with at least 2"):
         PKBatches(labels, 4, 2, skip_singletons=True)
+
+
+def test_sharded_batches_are_the_single_process_batches_split_in_order():
+    """``trainer.distributed_batch: global``: every rank sees every batch and takes its contiguous
+    part (whole classes), with the augmentation seeds the single process gives the same items."""
+    one = PKBatches(LABELS, 4, 2, seed=3)
+    two = PKBatches(LABELS, 2, 2, seed=3, shards=2)  # 2 classes per process x 2 processes
+    assert two.batches(1) == one.batches(1)
+    single = EpochBatchSampler(one, seed=7)
+    single.set_epoch(1)
+    ranks = [EpochBatchSampler(two, rank=r, world_size=2, seed=7, shard=True) for r in range(2)]
+    for sampler in ranks:
+        sampler.set_epoch(1)
+    whole = list(single)
+    parts = [list(s) for s in ranks]
+    assert len(ranks[0]) == len(single) == len(one)
+    assert [a + b for a, b in zip(*parts, strict=True)] == whole  # (index, seed) pairs: seeds too
+    for part in parts[0]:
+        assert len({LABELS[i] for i, _ in part}) == 2  # whole classes on each rank
+    resumed = EpochBatchSampler(two, rank=1, world_size=2, seed=7, shard=True)
+    resumed.set_epoch(1, start_batch=2)
+    assert list(resumed) == parts[1][2:]
+
+
+def test_a_batch_that_does_not_split_across_the_processes_is_refused():
+    sampler = EpochBatchSampler(Lazy(), rank=0, world_size=2, shard=True)  # batches of one index
+    with pytest.raises(ConfigError, match=r"training batch 0 of epoch 0 has 1 images.* 2 processes.*per_rank"):
+        list(sampler)
+
+
+def test_too_many_classes_for_all_processes_names_the_product():
+    with pytest.raises(ConfigError, match=r"'data.classes_per_batch': 8 per process x 2 processes = 16 classes"):
+        PKBatches(LABELS, 8, 2, shards=2)  # 12 classes
+    assert len(PKBatches(LABELS, 6, 2, shards=2).batches(0)[0]) == 24

@@ -105,6 +105,11 @@ def check_config(cfg: RunConfig) -> RunConfig:
     if cfg.loss is None and method_takes_loss(cfg):
         cfg = dataclasses.replace(cfg, loss=dict(DEFAULT_LOSS))
     check_trainer(cfg.trainer)
+    if cfg.trainer.sync_batchnorm and cfg.model.freeze_bn:
+        raise ConfigError(
+            "config key 'trainer.sync_batchnorm': model.freeze_bn is true, so BatchNorm uses its running "
+            "statistics and there is nothing to synchronise; set one of them to false"
+        )
     check_pretrained(cfg.model.pretrained)
     with torch.device("meta"):
         model = build_model(cfg, pretrained=False)

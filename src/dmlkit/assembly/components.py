@@ -50,9 +50,16 @@ def build_model(cfg: RunConfig, pretrained: bool | str | None = None) -> Embeddi
 
 
 def run_facts(
-    cfg: RunConfig, feature_dim: int, embedding_dim: int, num_classes: int, class_names, num_examples: int
+    cfg: RunConfig,
+    feature_dim: int,
+    embedding_dim: int,
+    num_classes: int,
+    class_names,
+    num_examples: int,
+    world_size: int = 1,
 ) -> RunFacts:
-    """The :class:`RunFacts` of ``cfg`` with the model's sizes and the training set's counts."""
+    """The :class:`RunFacts` of ``cfg`` with the model's sizes, the training set's counts and the
+    number of processes."""
     spec = get_dataset_spec(cfg.data.dataset)
     supervised = method_uses_labels(cfg)
     return RunFacts(
@@ -69,6 +76,8 @@ def run_facts(
         epochs=cfg.trainer.epochs,
         eval_every=cfg.trainer.eval_every,
         seed=cfg.seed,
+        world_size=int(world_size),
+        batch_shards=int(world_size) if cfg.trainer.distributed_batch == "global" else 1,
     )
 
 
@@ -140,6 +149,7 @@ def batch_source(cfg: RunConfig, method: Method, train: DMLDataset, facts: RunFa
         seed=facts.seed,
         skip_singletons=bool(d.skip_singleton_classes),
         class_names=facts.class_names,
+        shards=facts.batch_shards,  # the global batch of all processes
     )
 
 

@@ -22,6 +22,7 @@ from dmlkit.assembly.embedding import FabricEmbedder
 from dmlkit.config import RunConfig
 from dmlkit.data.base import EvalSplit
 from dmlkit.data.samplers import EpochBatchSampler
+from dmlkit.distributed import BatchGather
 from dmlkit.errors import ConfigError
 from dmlkit.evaluation.evaluator import Evaluator
 from dmlkit.facts import RunFacts
@@ -93,14 +94,17 @@ def assemble(cfg: RunConfig, fabric: Fabric, plots_dir: Path | None = None) -> R
         raw.num_classes if supervised else 0,
         raw.class_names if supervised else (),
         len(raw),
+        fabric.world_size,
     )
     method = build_method(cfg, facts, model)
+    gather = BatchGather(fabric.global_rank, fabric.world_size, cfg.trainer.distributed_batch)
     sampler = EpochBatchSampler(
         batch_source(cfg, method, data.train, facts),
         fabric.global_rank,
         fabric.world_size,
         cfg.trainer.max_steps_per_epoch,
         seed=cfg.seed,
+        shard=gather.active,
     )
     if len(sampler) < 1:
         raise ConfigError(
@@ -114,6 +118,7 @@ def assemble(cfg: RunConfig, fabric: Fabric, plots_dir: Path | None = None) -> R
         MethodRuntime(
             embed_training_set=lambda embed=None: embedder(data.train_eval, embed),
             plots_dir=plots_dir if fabric.is_global_zero else None,
+            gather=gather,
         ),
     )
     evaluator = Evaluator(test, cfg.eval, cfg.seed, embedder, method.eval_metrics)

@@ -121,6 +121,12 @@ class TrainerConfig:
         num_nodes: Number of nodes (machines) of a multi-node run.
         precision: Fabric precision: ``32-true``, ``16-mixed``, ``bf16-mixed``, ...
         strategy: Fabric strategy: ``auto``, ``ddp``, ``fsdp``, ...
+        distributed_batch: Under several processes, ``global`` (default): the batch keys are per
+            process and the loss sees the global batch of all processes together (embeddings
+            gathered, gradients as one process training on it); ``per_rank``: each process's loss
+            sees its own batch only (:mod:`dmlkit.distributed`).
+        sync_batchnorm: Batch statistics of BatchNorm over the global batch (``SyncBatchNorm``; CUDA
+            only). Off (default): each process normalises with its own shard's statistics.
         epochs: Number of epochs (an epoch = one pass of the batch sampler).
         max_steps_per_epoch: Cap on optimisation steps per epoch (``None``: the sampler's length).
         eval_every: Evaluate every N epochs (and always after the last).
@@ -136,6 +142,8 @@ class TrainerConfig:
     num_nodes: int = 1
     precision: str = "32-true"
     strategy: str = "auto"
+    distributed_batch: Literal["global", "per_rank"] = "global"
+    sync_batchnorm: bool = False
     epochs: int = 10
     max_steps_per_epoch: int | None = None
     eval_every: int = 1

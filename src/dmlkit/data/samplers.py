@@ -100,6 +100,8 @@ class PKBatches:
         skip_singletons: Leave classes with a single image out of every batch, with a
             warning (default ``False``: such classes raise a DatasetError).
         class_names: Names of the labels, used in error messages only.
+        shards: Processes sharing each batch (``trainer.distributed_batch: global``): a batch holds
+            ``classes_per_batch × shards`` classes, ``classes_per_batch`` per process (default 1).
 
     Raises:
         DatasetError: A class has a single image (it cannot form a positive pair) and
@@ -120,6 +122,7 @@ class PKBatches:
         seed: int = 0,
         skip_singletons: bool = False,
         class_names: Sequence[str] | None = None,
+        shards: int = 1,
     ) -> None:
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if classes_per_batch < 1:
@@ -140,12 +143,18 @@ class PKBatches:
             warnings.warn(f"{message}; skipped (skip_singletons=True)", stacklevel=2)
             keep = counts >= 2
             classes, counts = classes[keep], counts[keep]
-        if classes_per_batch > len(classes):
+        if classes_per_batch * shards > len(classes):
+            given = str(classes_per_batch)
+            if shards > 1:
+                given += (
+                    f" per process x {shards} processes = {classes_per_batch * shards} classes per batch (lower it, "
+                    "or set trainer.distributed_batch: per_rank for batches of their own),"
+                )
             raise ConfigError(
-                f"config key 'data.classes_per_batch': {classes_per_batch} exceeds the {len(classes)} "
+                f"config key 'data.classes_per_batch': {given} exceeds the {len(classes)} "
                 "training classes with at least 2 images"
             )
-        self.p, self.k = int(classes_per_batch), int(samples_per_class)
+        self.p, self.k = int(classes_per_batch) * int(shards), int(samples_per_class)
         self.seed = int(seed)
         order = np.argsort(labels, kind="stable")
         starts = np.searchsorted(labels[order], classes)
@@ -248,25 +257,39 @@ class SeededItems(Dataset):
 class EpochBatchSampler(Sampler[list[int]]):
     """The training batch sampler: a :class:`BatchSource`'s epochs, shared out across ranks.
 
-    Rank ``r`` of ``world_size`` takes batches ``r, r + world_size, ...`` of the source's epoch:
-    disjoint shares of ``len(self) = len(source) // world_size`` batches each (the last
-    ``len(source) % world_size`` are dropped), capped at ``max_batches``.
-    ``set_epoch(epoch, start_batch)`` selects the epoch and skips this rank's first
-    ``start_batch`` batches without loading them: how a run resumed mid-epoch continues with the
-    batches it had not trained on. The position is set by the caller and is not state of its own.
+    Two ways to share (``shard``):
+
+    * ``True`` (``trainer.distributed_batch: global``): every batch of the source is one global
+      batch; rank ``r`` of ``world_size`` takes its ``r``-th contiguous ``1/world_size`` of each
+      (the source draws batches whose groups are whole multiples of ``world_size``, so each rank
+      gets whole classes or clusters). ``len(self) = len(source)``.
+    * ``False`` (``per_rank``): rank ``r`` takes whole batches ``r, r + world_size, ...``: disjoint
+      shares of ``len(self) = len(source) // world_size`` batches each (the last
+      ``len(source) % world_size`` are dropped).
+
+    Either is capped at ``max_batches``. ``set_epoch(epoch, start_batch)`` selects the epoch and
+    skips this rank's first ``start_batch`` steps without loading them: how a run resumed mid-epoch
+    continues with the batches it had not trained on. The position is set by the caller and is not
+    state of its own. An item's augmentation seed is a function of its global batch and position,
+    so a sharded batch is augmented as the same batch in one process.
 
     Args:
         source: The batch source.
         rank: This process's rank (default 0).
         world_size: Number of processes (default 1).
-        max_batches: Cap on batches per epoch and rank (``None``: no cap).
+        max_batches: Cap on steps per epoch (``None``: no cap).
         seed: With a seed, every index comes as ``(index, item seed)`` for :class:`SeededItems`
             (see the module docstring); ``None`` (default): plain indices.
+        shard: Share each batch out (``True``) or hand out whole batches (``False``, default).
 
     Example:
-        >>> sampler = EpochBatchSampler(PKBatches([0, 0, 1, 1, 2, 2, 3, 3], 2, 2), rank=1, world_size=2)
+        >>> source = PKBatches([0, 0, 1, 1, 2, 2, 3, 3], 2, 2)
+        >>> sampler = EpochBatchSampler(source, rank=1, world_size=2)
         >>> len(sampler), [len(batch) for batch in sampler]
         (1, [4])
+        >>> sharded = EpochBatchSampler(source, rank=1, world_size=2, shard=True)
+        >>> len(sharded), [len(batch) for batch in sharded]
+        (2, [2, 2])
     """
 
     def __init__(
@@ -276,6 +299,7 @@ class EpochBatchSampler(Sampler[list[int]]):
         world_size: int = 1,
         max_batches: int | None = None,
         seed: int | None = None,
+        shard: bool = False,
     ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
@@ -284,12 +308,13 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.source = source
         self.rank, self.world_size, self.max_batches = int(rank), int(world_size), max_batches
         self.seed = seed
+        self.shard = bool(shard)
         self.epoch = 0
         self.start = 0
 
     def __len__(self) -> int:
-        """Batches per epoch on this rank."""
-        n = len(self.source) // self.world_size
+        """Steps per epoch on this rank."""
+        n = len(self.source) if self.shard else len(self.source) // self.world_size
         return min(n, self.max_batches) if self.max_batches else n
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -299,12 +324,28 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.epoch, self.start = int(epoch), int(start_batch)
 
     def __iter__(self) -> Iterator[list]:
-        first = self.rank + self.start * self.world_size
-        stop = self.rank + (len(self) - 1) * self.world_size + 1  # nothing after this rank's last batch is drawn
-        batches = itertools.islice(iter(self.source.batches(self.epoch)), first, max(stop, first), self.world_size)
+        if self.shard:
+            numbered = zip(itertools.count(self.start), self._shards())
+        else:
+            first = self.rank + self.start * self.world_size
+            stop = self.rank + (len(self) - 1) * self.world_size + 1  # nothing after this rank's last batch is drawn
+            batches = itertools.islice(iter(self.source.batches(self.epoch)), first, max(stop, first), self.world_size)
+            numbered = zip(itertools.count(first, self.world_size), ((0, batch) for batch in batches))
         if self.seed is None:
-            return batches
+            return (batch for _, (_, batch) in numbered)
         return (
-            [(i, item_seed(self.seed, self.epoch, b, pos)) for pos, i in enumerate(batch)]
-            for b, batch in zip(itertools.count(first, self.world_size), batches)
+            [(i, item_seed(self.seed, self.epoch, b, offset + pos)) for pos, i in enumerate(batch)]
+            for b, (offset, batch) in numbered
         )
+
+    def _shards(self) -> Iterator[tuple[int, list]]:
+        """This rank's (offset in the batch, shard) of every global batch from ``start`` on."""
+        for b, batch in enumerate(itertools.islice(iter(self.source.batches(self.epoch)), self.start, len(self))):
+            if len(batch) % self.world_size:
+                raise ConfigError(
+                    f"training batch {self.start + b} of epoch {self.epoch} has {len(batch)} images, which do not "
+                    f"split evenly across {self.world_size} processes (trainer.devices x trainer.num_nodes); use "
+                    "a batch size that does, or trainer.distributed_batch: per_rank"
+                )
+            n = len(batch) // self.world_size
+            yield self.rank * n, list(batch[self.rank * n : (self.rank + 1) * n])

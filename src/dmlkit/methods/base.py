@@ -28,6 +28,11 @@ constructor (a :class:`~dmlkit.data.samplers.BatchSource`); otherwise the run us
 over the training labels (``data.classes_per_batch`` × ``data.samples_per_class``). A method with
 ``uses_labels = False`` never sees a training label, so it must bring its source.
 
+**Several processes.** A step's batch may be a shard of the global batch (``trainer.distributed_batch:
+global``): a method passes what it computed per example to :meth:`Method.gather` before anything
+that depends on the whole batch (the loss, batch statistics, random draws of the batch's shape),
+and draws its own batches for the global batch (``batch_shards`` × its per-batch groups).
+
 **Run-time services** (training only) are bound after construction with :meth:`Method.bind`: a
 :class:`MethodRuntime` that embeds the training set and names the folder for figures. Binding
 creates no parameter (the assembly checks).
@@ -56,6 +61,7 @@ import torch
 from torch import nn
 
 from dmlkit.data.base import DMLDataset
+from dmlkit.distributed import BatchGather
 
 if TYPE_CHECKING:
     from dmlkit.data.samplers import BatchSource
@@ -85,10 +91,13 @@ class MethodRuntime:
             ``labels`` is ``None`` when they are hidden.
         plots_dir: Where the method writes its figures (``RUN_DIR/plots``); ``None`` on every
             process but the first, so that a figure is written once.
+        gather: Gathers a step's shards into the global batch under several processes
+            (:class:`~dmlkit.distributed.BatchGather`; the identity for one process).
     """
 
     embed_training_set: Callable[[EmbedFn | None], tuple[torch.Tensor, np.ndarray | None]]
     plots_dir: Path | None = None
+    gather: BatchGather = field(default_factory=BatchGather)
 
 
 class Method(nn.Module):
@@ -112,6 +121,17 @@ class Method(nn.Module):
         if self.runtime is None:
             raise RuntimeError(f"{type(self).__name__} needs a training run (Method.bind) for this hook")
         return self.runtime
+
+    def gather(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The global batch of each tensor computed from this process's shard (dim 0 the batch).
+
+        Under several processes with ``trainer.distributed_batch: global`` a step's batch is shared
+        out across them; a method computes what needs the batch (a metric loss, batch statistics, the
+        MPN's attention) on the gathered tensors, in the single-process order, and the gradient
+        reaches the model through this process's shard (:mod:`dmlkit.distributed`). Otherwise, and
+        for a method that is not bound, the tensors come back unchanged.
+        """
+        return tensors if self.runtime is None else self.runtime.gather(*tensors)
 
     @property
     def plots_dir(self) -> Path | None:

@@ -25,8 +25,8 @@ class MetricLossMethod(Method):
         self.loss = loss
 
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
-        embeddings = model(batch["image"])
-        return StepOutput(self.loss(embeddings, batch["label"]))
+        embeddings, labels = self.gather(model(batch["image"]), batch["label"])
+        return StepOutput(self.loss(embeddings, labels))
 
     def param_groups(self, base_lr: float, lr_mult: float) -> list[dict[str, Any]]:
         """The loss's own parameters (proxies) at the loss's ``lr_mult`` times the base LR."""

@@ -29,6 +29,7 @@ from dmlkit.data.base import stack_batch
 from dmlkit.data.samplers import SeededItems
 from dmlkit.errors import ConfigError, DmlkitError, Stopped, TrainingError
 from dmlkit.evaluation.evaluator import Evaluation
+from dmlkit.facts import RunFacts
 from dmlkit.files import json_safe
 from dmlkit.methods import TrainStep
 from dmlkit.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -90,6 +91,14 @@ class Trainer:
         fabric.seed_everything(cfg.seed, verbose=False)
         self.parts: RunAssembly = assemble(cfg, fabric, self.run.plots)
         self.model, self.method, self.sampler = self.parts.model, self.parts.method, self.parts.sampler
+        if cfg.trainer.sync_batchnorm and fabric.world_size > 1:
+            if fabric.device.type == "cpu":
+                raise ConfigError(
+                    "config key 'trainer.sync_batchnorm': SyncBatchNorm needs GPUs (torch has no CPU version); "
+                    "set it to false on CPU"
+                )
+            # the same modules' parameters and buffers, so the optimiser and checkpoints are unchanged
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.steps_per_epoch = len(self.sampler)
         self.step_module, self.optimizer = fabric.setup(TrainStep(self.model, self.method), self.parts.optimizer)
         self.scheduler = self.parts.scheduler
@@ -177,7 +186,14 @@ class Trainer:
             raise DmlkitError(
                 f"--resume: {path} was written by another run: its config differs from this run's at {', '.join(bad)}"
             )
-        saved, now = state["facts"], self.parts.facts.to_dict()
+        saved, now = RunFacts.from_dict(state["facts"]).to_dict(), self.parts.facts.to_dict()  # older: defaults
+        before = saved["world_size"]
+        if before != now["world_size"]:
+            raise DmlkitError(
+                f"--resume: {path} was written by a run of {before} process(es), this one has {now['world_size']} "
+                "(trainer.devices x trainer.num_nodes): the batch of a step and the batches of an epoch depend on "
+                f"the number of processes, so resume on {before}, or start a new run"
+            )
         derived = ("class_names", "epochs")  # the names are compared below; epochs is trainer.epochs (resumable)
         changed = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in now if k not in derived and saved.get(k) != now[k]]
         if saved.get("class_names") != now["class_names"]:

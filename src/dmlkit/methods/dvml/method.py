@@ -265,10 +265,9 @@ class DVMLMethod(MetricLossMethod):
 
     # ------------------------------------------------------------------ training
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
-        labels = batch["label"]
         x = model.features(batch["image"])
-        z_i = model.project(x)
-        mu, logvar = self.variational(x)
+        # all that follows sees the global batch (the class spread, the samples, the metric losses)
+        x, z_i, mu, logvar, labels = self.gather(x, model.project(x), *self.variational(x), batch["label"])
         eps = torch.randn((self.num_samples, *mu.shape), device=mu.device, dtype=mu.dtype)
         z_v = mu + torch.exp(0.5 * logvar) * eps  # (T, B, D)
         base = z_i if self.synthesis_space == "projection" else model.finish(z_i)

@@ -138,8 +138,7 @@ class IntraBatchMethod(Method):
         return epoch + 1 in self.reload_best_at
 
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
-        labels = batch["label"]
-        fc7 = model.project(model.features(batch["image"]))
+        fc7, labels = self.gather(model.project(model.features(batch["image"])), batch["label"])
         backbone_ce = smoothed_cross_entropy(self.classifier(fc7), labels, self.smoothing, self.temperature)
         logs = {"ce_backbone": float(backbone_ce.detach())}
         loss = backbone_ce

@@ -54,10 +54,14 @@ class MagnetMethod(Method):
     """Magnet loss with a per-class k-means cluster index and neighbourhood sampling.
 
     Args:
-        num_classes, class_names, num_examples, epochs, seed: Facts of the run (supplied by the
-            assembly; the training class names map a closed test set onto the clusters' classes).
+        num_classes, class_names, num_examples, epochs, seed, batch_shards: Facts of the run (supplied by
+            the assembly; the training class names map a closed test set onto the clusters' classes).
         clusters_per_class: K, k-means clusters per class (K = 1: unimodal magnet loss).
-        clusters_per_batch: M, clusters in a batch (seed + M − 1 nearest impostor clusters).
+        clusters_per_batch: M, clusters in a batch per process (seed + M − 1 nearest impostor
+            clusters). Under ``batch_shards`` processes sharing a batch, one neighbourhood of
+            M × ``batch_shards`` clusters is drawn for all of them, each process embedding M whole
+            clusters, and the loss and the per-example losses (the seed weights) are those of the
+            gathered neighbourhood, the same on every process.
         samples_per_cluster: D, examples drawn per cluster; batch size M·D.
         alpha: Margin α (cluster separation gap), 1.0 in the reference implementations.
         refresh_every_epochs: Rebuild the cluster index after every N epochs (default 1; 0: never
@@ -76,6 +80,7 @@ class MagnetMethod(Method):
         num_examples: int,
         epochs: int,
         seed: int = 0,
+        batch_shards: int = 1,
         clusters_per_class: int = 3,
         clusters_per_batch: int = 12,
         samples_per_cluster: int = 4,
@@ -116,7 +121,8 @@ class MagnetMethod(Method):
         self.register_buffer("variance_count", torch.zeros((), dtype=torch.int64))
         self.register_buffer("eval_variance", torch.ones((), dtype=torch.float64))
         self.index: ClusterIndex | None = None
-        self.batch_source: NeighbourhoodBatches = NeighbourhoodBatches(num_examples, self.m, self.d, self.seed)
+        # one neighbourhood of M clusters per process and step, drawn for all processes together
+        self.batch_source = NeighbourhoodBatches(num_examples, self.m * batch_shards, self.d, self.seed)
         self.loss_history: list[float] = []
         self.refreshes = 0
         self._refresh_s = 0.0
@@ -158,10 +164,10 @@ class MagnetMethod(Method):
                 f"method 'magnet' expects batches of whole clusters of {self.d} examples from its own "
                 f"sampler, got a batch of {len(labels)}"
             )
-        embeddings = model(batch["image"])
+        embeddings, labels, index = self.gather(model(batch["image"]), labels, batch["index"])
         cluster = torch.arange(len(labels), device=labels.device) // self.d
         out = magnet_loss(embeddings, cluster, labels, self.alpha, self.eps)
-        self.batch_source.record_losses(batch["index"].cpu().numpy(), out.per_example.detach().cpu().numpy())
+        self.batch_source.record_losses(index.cpu().numpy(), out.per_example.detach().cpu().numpy())
         self.variance_sum += out.variance.to(self.variance_sum.dtype)
         self.variance_count += 1
         value = float(out.loss.detach())

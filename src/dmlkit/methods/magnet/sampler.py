@@ -13,9 +13,10 @@ Because the weights live per example, they survive a refresh of the cluster inde
 checkpoints them (:meth:`NeighbourhoodBatches.state_dict`).
 
 Batches are drawn lazily, one at a time: the weights of a batch follow the losses of the batches
-before it. Under several processes each rank records the losses of its own batches, so the ranks'
-weights drift apart slightly [decision: gathering every per-example loss at every step would cost
-a collective per step for a sampling weight].
+before it, so every process must record the same losses: under ``trainer.distributed_batch: global``
+the method records those of the gathered batch, identical on every process, which therefore draw
+the same neighbourhoods. Under ``per_rank`` each process records its own batches' losses and the
+processes' weights drift apart (each then draws whole batches of its own, so nothing breaks).
 """
 
 from __future__ import annotations

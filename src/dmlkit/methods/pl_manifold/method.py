@@ -54,7 +54,8 @@ class PLManifoldMethod(Method):
 
     Args:
         model: The embedding model, copied into the teacher (supplied by the assembly).
-        embedding_dim, num_examples, query_gallery, seed: Facts of the run (supplied by the assembly).
+        embedding_dim, num_examples, query_gallery, seed, batch_shards: Facts of the run (supplied by the
+            assembly); a batch holds ``queries × batch_shards`` neighbourhoods, ``queries`` per process.
         momentum: EMA momentum of the teacher (0.999).
         queries, neighbours, views: Batch structure (24 × 5 × 2, STML).
         rank: Dimension r of every linear piece (2) [decision].
@@ -89,6 +90,7 @@ class PLManifoldMethod(Method):
         num_examples: int,
         query_gallery: bool = False,
         seed: int = 0,
+        batch_shards: int = 1,
         momentum: float = 0.999,
         queries: int = 24,
         neighbours: int = 5,
@@ -156,7 +158,8 @@ class PLManifoldMethod(Method):
         }
         self.diagnostics, self.diagnostic_batches = diagnostics, int(diagnostic_batches)
         self.query_gallery, self.seed = bool(query_gallery), int(seed)
-        self.batch_source: KNNBatches = KNNBatches(num_examples, self.queries, self.neighbours, self.views, self.seed)
+        queries_per_batch = self.queries * batch_shards  # for all processes together
+        self.batch_source = KNNBatches(num_examples, queries_per_batch, self.neighbours, self.views, self.seed)
         self.teacher = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.momentum), use_buffers=True)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
@@ -191,8 +194,7 @@ class PLManifoldMethod(Method):
         if "label" in batch:
             raise RuntimeError("pl_manifold received training labels; the trainer must hide them")
         images = batch["image"]
-        student = model(images).float()
-        x = self.teacher_embed(images).float()
+        student, x = self.gather(model(images).float(), self.teacher_embed(images).float())
         pieces = fit_pieces(x, **self.piece_args)
         similarity = data_similarity(x, pieces, binary=self.binary, rescale=self.rescale, **self.similarity_args)
         losses = {"point": point_loss(student, similarity, self.delta)}

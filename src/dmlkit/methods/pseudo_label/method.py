@@ -62,7 +62,8 @@ class PseudoLabelMethod(MetricLossMethod):
 
     Args:
         loss: The metric loss built from the run's ``loss`` section (supplied by the assembly).
-        num_examples, seed: Facts of the run (supplied by the assembly).
+        num_examples, seed, batch_shards: Facts of the run (supplied by the assembly); a batch holds
+            ``classes_per_batch × batch_shards`` pseudo-classes, ``classes_per_batch`` per process.
         clusters: k of k-means, the number of pseudo-classes (100) [decision: a round number of the
             order of the training classes of the CUB and Cars splits (100, 98); the true class
             count is unknown without labels, so set it per dataset, as the Omniglot config does].
@@ -78,6 +79,7 @@ class PseudoLabelMethod(MetricLossMethod):
         loss: MetricLoss,
         num_examples: int,
         seed: int = 0,
+        batch_shards: int = 1,
         clusters: int = 100,
         classes_per_batch: int = 32,
         samples_per_class: int = 4,
@@ -93,16 +95,18 @@ class PseudoLabelMethod(MetricLossMethod):
         ):
             validate.positive_int(f"method.{key}", value)
             validate.greater_than(f"method.{key}", value, 1, "1")
-        if classes_per_batch > clusters:
+        if classes_per_batch * batch_shards > clusters:
+            processes = f" x {batch_shards} processes" if batch_shards > 1 else ""
             raise ConfigError(
-                f"config key 'method.classes_per_batch': {classes_per_batch} exceeds method.clusters ({clusters})"
+                f"config key 'method.classes_per_batch': {classes_per_batch}{processes} exceeds method.clusters "
+                f"({clusters})"
             )
         validate.choice("method.kmeans_backend", kmeans_backend, KMEANS_BACKENDS)
         if clusters > num_examples:
             raise ConfigError(f"config key 'method.clusters': {clusters} exceeds the {num_examples} training images")
         self.clusters, self.p, self.k = int(clusters), int(classes_per_batch), int(samples_per_class)
         self.kmeans_backend, self.seed = kmeans_backend, int(seed)
-        self.batch_source: PseudoLabelBatches = PseudoLabelBatches(num_examples, self.p, self.k, self.seed)
+        self.batch_source = PseudoLabelBatches(num_examples, self.p * batch_shards, self.k, self.seed)
         self.pseudo_labels: np.ndarray | None = None
         self._label_tensor: torch.Tensor | None = None
         self.cluster_stats: dict[str, float] = {}
@@ -139,8 +143,8 @@ class PseudoLabelMethod(MetricLossMethod):
             raise RuntimeError("method 'pseudo_label' has no pseudo-labels: on_epoch_start clusters the training set")
         if self._label_tensor.device != index.device:
             self._label_tensor = self._label_tensor.to(index.device)
-        embeddings = model(batch["image"])
-        return StepOutput(self.loss(embeddings, self._label_tensor[index]))
+        embeddings, labels = self.gather(model(batch["image"]), self._label_tensor[index])
+        return StepOutput(self.loss(embeddings, labels))
 
     def on_epoch_end(self, epoch: int, model: EmbeddingModel) -> dict[str, float]:
         """Statistics of the clusters the epoch trained on."""
