@@ -84,10 +84,11 @@ def train(
     if launched:  # a process launched by the first one: it already chose the directory
         trainer = Trainer(cfg, launched, resume=resume)
         return TrainResult(Path(launched), trainer.fit(), trainer.fabric.is_global_zero)
-    if run_dir is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    external = [f"{v}={os.environ[v]}" for v in ("WORLD_SIZE", "SLURM_NTASKS") if int(os.environ.get(v, "1")) > 1]
+    if run_dir is None and external:
         raise DmlkitError(
             "--run-dir is required when the processes are started by an external launcher "
-            f"(WORLD_SIZE={os.environ['WORLD_SIZE']}), so that every process writes to the same run"
+            f"({external[0]}: torchrun, srun), so that every process writes to the same run"
         )
     if run_dir is None:
         name = cfg.name or (Path(config).stem if isinstance(config, (str, Path)) else "run")

@@ -121,10 +121,35 @@ def test_two_process_ddp_on_cpu_writes_one_run(tmp_path):
     metrics = json.loads((tmp_path / "runs" / "quickstart" / "metrics.json").read_text())
     assert metrics["status"] == "completed"
     assert done.stdout.count("run directory:") == 1  # the summary comes from rank 0 only
+    assert "2 process(es), each embedding 1/2 of every batch, the loss on the whole batch" in done.stdout
 
 
-def test_external_launcher_needs_run_dir(monkeypatch, capsys):
-    monkeypatch.setenv("WORLD_SIZE", "2")
+@pytest.mark.slow
+def test_torchrun_launches_the_cli_on_two_processes(tmp_path):
+    """The multi-node recipe of docs/distributed.md on one node: torchrun starts the processes,
+    dmlkit joins them (Fabric reads torchrun's environment) into the run directory given."""
+    import os
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "dmlkit", "train", QUICKSTART, *TRAIN, "--run-dir", str(run_dir)]
+    cmd += ["--set", "trainer.accelerator=cpu", "--set", "trainer.devices=2", "--set", "trainer.strategy=ddp"]
+    cmd += ["--set", "data.classes_per_batch=2"]
+    env = {k: v for k, v in os.environ.items() if k not in ("DMLKIT_RUN_DIR", "WORLD_SIZE", "LOCAL_RANK", "RANK")}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**env, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+    assert json.loads((run_dir / "env.json").read_text())["world_size"] == 2
+    assert done.stdout.count("run directory:") == 1
+
+
+@pytest.mark.parametrize("launcher", ["WORLD_SIZE", "SLURM_NTASKS"])  # torchrun, srun
+def test_external_launcher_needs_run_dir(monkeypatch, capsys, launcher):
+    monkeypatch.setenv(launcher, "2")
     monkeypatch.delenv("DMLKIT_RUN_DIR", raising=False)
     assert main(["train", QUICKSTART, *TRAIN]) == 2
-    assert "--run-dir is required" in capsys.readouterr().err
+    assert f"--run-dir is required when the processes are started by an external launcher ({launcher}=2" in (
+        capsys.readouterr().err
+    )

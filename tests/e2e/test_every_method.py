@@ -37,8 +37,9 @@ class CentrePull(Method):
         self.steps = 0
 
     def training_step(self, model, batch: dict[str, Any]) -> StepOutput:
-        logits = -torch.cdist(model(batch["image"]), self.centres).pow(2) / self.temperature
-        return StepOutput(F.cross_entropy(logits, batch["label"]))
+        embeddings, labels = self.gather(model(batch["image"]), batch["label"])
+        logits = -torch.cdist(embeddings, self.centres).pow(2) / self.temperature
+        return StepOutput(F.cross_entropy(logits, labels))
 
     def after_step(self, model, step: int) -> None:
         self.steps += 1

@@ -50,7 +50,26 @@ def run_summary(parts: RunAssembly, fabric: Fabric) -> dict[str, Any]:
         "device": str(fabric.device),
         "precision": cfg.trainer.precision,
         "processes": fabric.world_size,
+        "distributed_batch": cfg.trainer.distributed_batch if fabric.world_size > 1 else None,
+        "batchnorm_statistics": _batchnorm(cfg) if fabric.world_size > 1 else None,
     }
+
+
+def _batchnorm(cfg: Any) -> str:
+    if cfg.model.freeze_bn:
+        return "frozen"
+    return "synchronised" if cfg.trainer.sync_batchnorm else "per process"
+
+
+def _sharing(s: dict[str, Any]) -> str:
+    """How several processes share the batches, or nothing for one."""
+    mode = s.get("distributed_batch")
+    if mode is None:
+        return ""
+    bn = s.get("batchnorm_statistics")
+    if mode == "global":
+        return f", each embedding 1/{s['processes']} of every batch, the loss on the whole batch (BatchNorm {bn})"
+    return f", each with batches and a loss of its own (trainer.distributed_batch: per_rank; BatchNorm {bn})"
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -72,7 +91,7 @@ def format_summary(s: dict[str, Any]) -> str:
             f"model: {m['backbone']} ({m['weights']} weights) -> {m['feature_dim']}-d features -> "
             f"{m['embedding_dim']}-d embedding{norm}",
             f"method: {s['method']}{loss}; {s['batches_per_epoch']} batches per epoch; {s['device']}, "
-            f"{s['precision']}, {s['processes']} process(es)",
+            f"{s['precision']}, {s['processes']} process(es){_sharing(s)}",
         ]
         + (
             [f"method settings: {', '.join(f'{k}={v}' for k, v in s['method_settings'].items())}"]

@@ -44,8 +44,8 @@ warnings.filterwarnings("ignore", message="Experiment logs directory .* exists a
 
 def _first_process() -> bool:
     """Whether this is the first process of a run (rank 0 of node 0; processes started by Lightning or by
-    an external launcher such as torchrun carry their ranks in the environment)."""
-    return all(os.environ.get(var, "0") == "0" for var in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    an external launcher such as torchrun or srun carry their ranks in the environment)."""
+    return all(os.environ.get(var, "0") == "0" for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
 
 def _format_metrics(metrics: dict[str, Any]) -> str:
