@@ -11,6 +11,9 @@ followed by the rendered table and a closing comment::
     | ... |
     <!-- /table -->
 
+The first line may name several JSON files, separated by commas, whose configs are merged (a config
+in two of them is an error): a table can set runs of two benchmarks side by side.
+
 A column key is a test metric (mean ± sample std over the seeds), a ``train/*`` value (the mean over
 the seeds of each run's last logged value), ``time`` (mean training time) or ``seeds`` (completed runs).
 
@@ -42,8 +45,8 @@ def _pairs(text: str, what: str, source: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def parse_spec(spec: str, source: str) -> tuple[Path, list[tuple[str, str]], list[tuple[str, str]]]:
-    """The JSON path, rows and columns of a table declaration."""
+def parse_spec(spec: str, source: str) -> tuple[list[Path], list[tuple[str, str]], list[tuple[str, str]]]:
+    """The JSON paths, rows and columns of a table declaration."""
     lines = [line.strip() for line in spec.strip().splitlines() if line.strip()]
     fields = {}
     for line in lines[1:]:
@@ -51,7 +54,8 @@ def parse_spec(spec: str, source: str) -> tuple[Path, list[tuple[str, str]], lis
         fields[name.strip()] = value
     if not lines or set(fields) != {"rows", "columns"}:
         raise SystemExit(f"{source}: a table declaration needs a JSON path, then 'rows:' and 'columns:' lines")
-    return Path(lines[0]), _pairs(fields["rows"], "rows", source), _pairs(fields["columns"], "columns", source)
+    paths = [Path(part.strip()) for part in lines[0].split(",") if part.strip()]
+    return paths, _pairs(fields["rows"], "rows", source), _pairs(fields["columns"], "columns", source)
 
 
 def _number(value: float) -> str:
@@ -89,10 +93,16 @@ def rendered(text: str, source: str) -> str:
     """``text`` with every declared table rendered from its JSON."""
 
     def one(match: re.Match) -> str:
-        path, rows, columns = parse_spec(match["spec"], source)
-        if not (ROOT / path).is_file():
-            raise SystemExit(f"{source}: the JSON of a table, {path}, does not exist")
-        results = json.loads((ROOT / path).read_text())
+        paths, rows, columns = parse_spec(match["spec"], source)
+        results: dict = {"configs": {}}
+        for path in paths:
+            if not (ROOT / path).is_file():
+                raise SystemExit(f"{source}: the JSON of a table, {path}, does not exist")
+            configs = json.loads((ROOT / path).read_text())["configs"]
+            twice = sorted(set(configs) & set(results["configs"]))
+            if twice:
+                raise SystemExit(f"{source}: table row(s) {', '.join(twice)} are in more than one of its JSON files")
+            results["configs"].update(configs)
         return match.group(1) + render(results, rows, columns, source) + match.group(4)
 
     return BLOCK.sub(one, text)

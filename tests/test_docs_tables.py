@@ -52,6 +52,21 @@ def test_a_stale_table_is_found_and_rewritten(tmp_path, monkeypatch):
         docs_tables.main([str(doc)])
 
 
+def test_a_table_may_join_the_configs_of_several_json_files(tmp_path, monkeypatch):
+    (tmp_path / "r.json").write_text(json.dumps({"configs": {"a.yaml": RESULTS["configs"]["a.yaml"]}}))
+    (tmp_path / "s.json").write_text(json.dumps({"configs": {"b.yaml": RESULTS["configs"]["b.yaml"]}}))
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "<!-- table: r.json, s.json\nrows: a.yaml = A; b.yaml = B\ncolumns: recall@1 = R@1\n-->\n<!-- /table -->\n"
+    )
+    monkeypatch.setattr(docs_tables, "ROOT", tmp_path)
+    assert docs_tables.main([str(doc)]) == 0
+    assert "| A | 0.500 ± 0.100 |\n| B | 0.250 |" in doc.read_text()
+    doc.write_text("<!-- table: r.json, r.json\nrows: a.yaml = A\ncolumns: recall@1 = R@1\n-->\n<!-- /table -->\n")
+    with pytest.raises(SystemExit, match="a.yaml are in more than one of its JSON files"):
+        docs_tables.main([str(doc)])
+
+
 def test_the_docs_tables_match_their_json():
     files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     assert docs_tables.main(["--check", *map(str, files)]) == 0
