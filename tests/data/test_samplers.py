@@ -193,3 +193,32 @@ def test_too_many_classes_for_all_processes_names_the_product():
     with pytest.raises(ConfigError, match=r"'data.classes_per_batch': 8 per process x 2 processes = 16 classes"):
         PKBatches(LABELS, 8, 2, shards=2)  # 12 classes
     assert len(PKBatches(LABELS, 6, 2, shards=2).batches(0)[0]) == 24
+
+
+class Draw(torch.utils.data.Dataset):
+    """An item is a draw from torch's CPU generator (as a random transform makes)."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        return float(torch.rand(()))
+
+
+def test_seeded_items_draw_from_their_seed_and_leave_the_process_rng_alone():
+    from dmlkit.data.samplers import SeededItems
+
+    items = SeededItems(Draw())
+    expected = []
+    for seed in (3, 4, 5):
+        torch.manual_seed(seed)
+        expected.append(float(torch.rand(())))
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    assert (
+        items.__getitems__([(0, 3), (1, 4), (2, 5)]) == expected == [items[(i, s)] for i, s in ((0, 3), (1, 4), (2, 5))]
+    )
+    assert torch.equal(torch.get_rng_state(), before)
+    plain = items[7]  # a plain index draws from the process's RNG, as the dataset itself would
+    torch.set_rng_state(before)
+    assert plain == float(torch.rand(()))

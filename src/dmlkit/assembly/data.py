@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dmlkit.config import RunConfig
 from dmlkit.data.base import DatasetSpec, DMLDataset, EvalSplit
+from dmlkit.data.cache import cached
 from dmlkit.data.checks import check_test_side
 from dmlkit.data.holdout import hold_out_classes
 from dmlkit.data.registry import check_split, get_dataset_spec
@@ -89,9 +90,15 @@ def read_test_side(cfg: RunConfig, dataset: str | None = None, root: str | Path 
     return EvalSplit(*read)
 
 
+def _reading(cfg: RunConfig, dataset: DMLDataset) -> DMLDataset:
+    """``dataset`` read as the run reads images (mode, background), decoded into memory if ``data.cache`` says so."""
+    mode = get_dataset_spec(cfg.data.dataset).mode
+    return cached(dataset.reading(mode=mode, background=cfg.data.background), cfg.data.cache)
+
+
 def build_training_sets(cfg: RunConfig, hide_labels: bool) -> TrainingSets:
-    """The ``train`` split of ``data.dataset`` with both transforms."""
-    raw = read_training_split(cfg)
+    """The ``train`` split of ``data.dataset`` with both transforms (sharing one decoded copy when cached)."""
+    raw = _reading(cfg, read_training_split(cfg))
     train, train_eval = prepared(cfg, raw, "train"), prepared(cfg, raw, "eval")
     if hide_labels:  # the method never sees a training label: reading one raises
         train, train_eval = UnlabeledDataset(train), UnlabeledDataset(train_eval)
@@ -110,9 +117,8 @@ def _other(cfg: RunConfig, dataset: str | None, root: str | Path | None) -> tupl
 def build_eval_split(cfg: RunConfig, dataset: str | None = None, root: str | Path | None = None) -> EvalSplit:
     """The test side (query and gallery) of ``dataset`` (default: the run's) with the run's eval transform."""
     split, tf = read_test_side(cfg, dataset, root), transform(cfg, "eval")
-    return EvalSplit(
-        split.query.with_transform(tf), None if split.gallery is None else split.gallery.with_transform(tf)
-    )
+    query = _reading(cfg, split.query).with_transform(tf)
+    return EvalSplit(query, None if split.gallery is None else _reading(cfg, split.gallery).with_transform(tf))
 
 
 def build_split(cfg: RunConfig, split: str, dataset: str | None = None, root: str | Path | None = None) -> DMLDataset:

@@ -34,6 +34,8 @@ class DataConfig:
         num_workers: DataLoader worker processes.
         eval_batch_size: Batch size for embedding the evaluation sets.
         background: RGB colour (0-255) that transparent images are composited onto (white).
+        cache: Keep the decoded training and test images in memory: ``auto`` (default: when they take
+            at most 1 GB), ``memory`` or ``none`` (:mod:`dmlkit.data.cache`).
         validation_classes: Hold out the last this many training classes and evaluate on them instead
             of the test split (:mod:`dmlkit.data.holdout`): model selection without the test classes
             (``None``: off).
@@ -56,6 +58,7 @@ class DataConfig:
     eval_batch_size: int = 256
     background: list[int] = field(default_factory=lambda: [255, 255, 255])
     validation_classes: int | None = None
+    cache: Literal["auto", "memory", "none"] = "auto"
 
 
 @dataclass

@@ -74,10 +74,14 @@ EmbedFn = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class StepOutput:
-    """What a training step returns: the loss to minimise and scalars to log."""
+    """What a training step returns: the loss to minimise and scalars to log.
+
+    A logged value may be a 0-d tensor (detached): the trainer reads it on logging steps only, so a
+    step need not wait for the device (``float(tensor)`` in a step is a host sync).
+    """
 
     loss: torch.Tensor
-    logs: dict[str, float] = field(default_factory=dict)
+    logs: dict[str, float | torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ class RunDir:
 
 
 #: Keys that may differ between a run's saved config and the config it is resumed with.
-RESUMABLE_CHANGES = ("trainer.epochs", "trainer.progress_bar", "trainer.threads", "data.num_workers")
+RESUMABLE_CHANGES = ("trainer.epochs", "trainer.progress_bar", "trainer.threads", "data.num_workers", "data.cache")
 
 
 #: What a dmlkit run directory holds (anything else marks a folder that is not one).

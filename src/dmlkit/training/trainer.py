@@ -260,22 +260,25 @@ class Trainer:
             self.method.on_epoch_start(self.epoch, self.model)
         self.step_module.train()
         bar = self._progress(self.steps_per_epoch, self.batch_in_epoch)
-        losses: list[float] = []
+        # Scalars stay on the device and are read on logging steps only (no per-step host sync): the
+        # epoch's loss sum, and the first step whose loss was not finite (-1: none yet).
+        loss_sum = torch.zeros((), dtype=torch.float64, device=fabric.device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=fabric.device)
+        bad_value = torch.zeros((), dtype=torch.float64, device=fabric.device)
+        epoch_start = self.global_step - self.batch_in_epoch
+        steps = 0
         t0 = time.perf_counter()
         images_seen = 0
         for batch in self.loader:
             batch = fabric.to_device(batch)
             self.optimizer.zero_grad(set_to_none=True)
             out = self.step_module(batch)
-            loss = out.loss
-            if not torch.isfinite(loss.detach()).all():
-                raise TrainingError(
-                    f"non-finite loss ({loss.item()}) at epoch {self.epoch + 1}, "
-                    f"step {self.batch_in_epoch + 1} "
-                    f"(global step {self.global_step + 1}); training stopped. The last good checkpoint is "
-                    f"{self.run.last if self.run.last.exists() else 'absent (no epoch completed)'}"
-                )
-            fabric.backward(loss)
+            loss = out.loss.detach()
+            bad = ~torch.isfinite(loss).all()
+            new_bad = bad & (first_bad < 0)
+            bad_value = torch.where(new_bad, loss.to(torch.float64).sum(), bad_value)
+            first_bad = torch.where(new_bad, self.global_step, first_bad)
+            fabric.backward(out.loss)
             if cfg.trainer.grad_clip:
                 fabric.clip_gradients(self.step_module, self.optimizer, max_norm=cfg.trainer.grad_clip)
             self.optimizer.step()
@@ -283,29 +286,47 @@ class Trainer:
             self.method.after_step(self.model, self.global_step)
             self.global_step += 1
             self.batch_in_epoch += 1
+            steps += 1
             images_seen += len(batch["index"]) * fabric.world_size
-            value = float(loss.detach())
-            losses.append(value)
+            loss_sum += loss.to(torch.float64)
             speed = images_seen / max(time.perf_counter() - t0, 1e-9)
-            if self.global_step % cfg.trainer.log_every == 0:
+            every = cfg.trainer.checkpoint_every_steps
+            save = every and self.global_step % every == 0 and self.batch_in_epoch < self.steps_per_epoch
+            log = self.global_step % cfg.trainer.log_every == 0
+            if log or save or bar is not None or self.batch_in_epoch == self.steps_per_epoch:
+                self._stop_if_not_finite(first_bad, bad_value, epoch_start)
+            if log:
                 logs = {
-                    "train/loss": value,
+                    "train/loss": float(loss),
                     "train/lr": self.optimizer.param_groups[0]["lr"],
                     "train/images_per_s": speed,
                     "epoch": self.epoch,
                 }
-                logs.update({f"train/{k}": v for k, v in out.logs.items()})
+                logs.update({f"train/{k}": float(v) for k, v in out.logs.items()})
                 fabric.log_dict(logs, step=self.global_step)
             if bar is not None:
-                bar.set_postfix(loss=f"{value:.4f}", img_s=f"{speed:.0f}")
+                bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{speed:.0f}")
                 bar.update(1)
-            every = cfg.trainer.checkpoint_every_steps
-            if every and self.global_step % every == 0 and self.batch_in_epoch < self.steps_per_epoch:
+            if save:
                 self._save(self.run.last)
+        self._stop_if_not_finite(first_bad, bad_value, epoch_start)
         if bar is not None:
             bar.close()
         self.train_time += time.perf_counter() - t0
-        return sum(losses) / max(len(losses), 1)
+        return float(loss_sum) / max(steps, 1)
+
+    def _stop_if_not_finite(self, first_bad: torch.Tensor, value: torch.Tensor, epoch_start: int) -> None:
+        """Raise if a step of this epoch had a non-finite loss. Read on logging and checkpoint steps and at
+        the epoch's end (not every step: no host sync), so a checkpoint is never written after one."""
+        step = int(first_bad)
+        if step < 0:
+            return
+        last = self.run.last if self.run.last.exists() else "absent (no epoch completed)"
+        raise TrainingError(
+            f"non-finite loss ({float(value)}) at epoch {self.epoch + 1}, step {step - epoch_start + 1} "
+            f"(global step {step + 1}); training stopped (seen at global step {self.global_step}). The last good "
+            f"checkpoint is {last}"
+        )
 
     def _record_eval(self, epoch_loss: float | None) -> Evaluation:
         evaluation = self.evaluate(final=self.epoch >= self.cfg.trainer.epochs)

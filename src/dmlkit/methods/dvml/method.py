@@ -290,10 +290,10 @@ class DVMLMethod(MetricLossMethod):
         l1, l2, l3, l4 = self.lambdas[self.phase]
         total = l1 * kl + l2 * recon + l3 * loss_hat + l4 * loss_i
         logs = {
-            "kl": float(kl.detach()),
-            "recon": float(recon.detach()),
-            "metric_synthetic": float(loss_hat.detach()),
-            "metric_invariant": float(loss_i.detach()),
+            "kl": kl.detach(),
+            "recon": recon.detach(),
+            "metric_synthetic": loss_hat.detach(),
+            "metric_invariant": loss_i.detach(),
             "phase": float(self.phase),
         }
         self._steps += 1  # as the trainer's global step, so that they are due on the steps it logs

@@ -140,12 +140,12 @@ class IntraBatchMethod(Method):
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
         fc7, labels = self.gather(model.project(model.features(batch["image"])), batch["label"])
         backbone_ce = smoothed_cross_entropy(self.classifier(fc7), labels, self.smoothing, self.temperature)
-        logs = {"ce_backbone": float(backbone_ce.detach())}
+        logs = {"ce_backbone": backbone_ce.detach()}
         loss = backbone_ce
         if self.mpn_weight:
             mpn_ce = smoothed_cross_entropy(self.mpn(F.normalize(fc7, dim=1)), labels, self.smoothing, self.temperature)
             loss = loss + self.mpn_weight * mpn_ce
-            logs["ce_mpn"] = float(mpn_ce.detach())
+            logs["ce_mpn"] = mpn_ce.detach()
         return StepOutput(loss, logs)
 
     def eval_metrics(

@@ -203,8 +203,8 @@ class PLManifoldMethod(Method):
             losses["proxy"] = proxy_loss(student, self.proxies.locations, proxy_similarity, self.delta)
             losses["neighbourhood"] = neighbourhood_loss(x, self.proxies, proxy_similarity, self.proxy_top_k)
         loss = sum(self.weights[k] * v for k, v in losses.items())
-        logs = {f"loss_{k}": float(v.detach()) for k, v in losses.items()}
-        logs["piece_size"] = float(pieces.sizes.float().mean())
+        logs = {f"loss_{k}": v.detach() for k, v in losses.items()}
+        logs["piece_size"] = pieces.sizes.float().mean()
         return StepOutput(loss, logs)
 
     def after_step(self, model: EmbeddingModel, step: int) -> None:
