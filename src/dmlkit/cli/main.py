@@ -12,6 +12,9 @@ from dmlkit.errors import DmlkitError, Stopped
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from dmlkit.config import load_config
+
+    load_config(args.config, args.set)  # YAML, keys and types first: no torch needed to report a typo
     from dmlkit.api import train
     from dmlkit.training.summary import format_table
 

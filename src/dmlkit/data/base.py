@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 from dmlkit.data.decode import WHITE, open_image
 from dmlkit.errors import DatasetError
@@ -35,7 +33,7 @@ def contiguous_labels(raw: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     return np.asarray([lookup[v] for v in raw], dtype=np.int64), [str(v) for v in uniques]
 
 
-class DMLDataset(Dataset):
+class DMLDataset:
     """Base class: ``len(labels)`` images with contiguous labels and an optional transform.
 
     Subclasses implement :meth:`load_image` (returning a PIL image in ``self.mode``).
@@ -232,6 +230,8 @@ class DatasetSpec:
 
 def stack_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Collate dict items into a dict batch (tensors stacked, ints to a tensor)."""
+    import torch  # here, so that listing datasets (``dmlkit datasets``) does not import torch
+
     out: dict[str, Any] = {}
     for key in items[0]:
         values = [it[key] for it in items]
