@@ -110,7 +110,10 @@ class Trainer:
             batch_sampler=self.sampler,
             num_workers=cfg.data.num_workers,
             collate_fn=stack_batch,
-            persistent_workers=False,
+            # workers kept across epochs (each item's augmentation is seeded by SeededItems, not by the
+            # worker), and pinned host memory for an asynchronous copy to a GPU
+            persistent_workers=cfg.data.num_workers > 0,
+            pin_memory=fabric.device.type == "cuda",
             generator=self.loader_generator,
         )
         # Not fabric.setup_dataloaders: its wrapper calls set_epoch(<number of iterations>) on the batch
