@@ -55,13 +55,20 @@ def test_check_data_names_unreadable_and_identical_files(tmp_path, capsys):
 def test_a_broken_image_met_by_a_loader_worker_is_one_line_and_recorded(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = csv_dataset(tmp_path / "data", truncated="b2.png")
-    args = ["train", QUICKSTART, *RUN, *data_args(root), "--set", "data.num_workers=2"]
+    args = ["train", QUICKSTART, *RUN, *data_args(root), "--set", "data.num_workers=2", "--set", "data.cache=none"]
     args += ["--set", "data.classes_per_batch=2", "--set", "data.samples_per_class=4", "--run-dir", "run"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "b2.png" in err and "Traceback" not in err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "failed" and "b2.png" in metrics["error"]
+    # decoded into memory (data.cache, here auto), the broken file is found before the run starts
+    args[args.index("data.cache=none")] = "data.cache=auto"
+    args[-1] = "run2"
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "b2.png" in err and "Traceback" not in err
+    assert not (tmp_path / "run2" / "checkpoints").exists()
 
 
 @pytest.mark.slow
