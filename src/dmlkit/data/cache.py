@@ -32,18 +32,30 @@ AUTO_LIMIT_MB = 1024
 class DecodedDataset(DMLDataset):
     """The images of ``source`` decoded into memory (uint8), read back as the same PIL images.
 
-    ``describe``, ``raw_bytes`` and the labels are the source's; ``reading`` another mode or background
+    ``describe``, ``raw_bytes``, the labels and the class names are the source's; ``reading`` another mode or background
     goes back to the source (the decoded images are in this one's).
     """
 
     def __init__(self, source: DMLDataset, threads: int | None = None) -> None:
-        super().__init__(source.labels, source.class_names, source.mode, source.transform, source.name)
+        # not DMLDataset.__init__: the labels stay the source's, read only when asked for (an
+        # unsupervised run hides them behind its own view, after this one)
+        self.source, self.mode, self.transform, self.name = source, source.mode, source.transform, source.name
         self.background = source.background
-        self.source = source
         with ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 1)) as pool:
             images = list(pool.map(lambda i: np.asarray(source.load_image(i)), range(len(source))))
         shapes = {im.shape for im in images}
         self.images: np.ndarray | list[np.ndarray] = np.stack(images) if len(shapes) == 1 else images
+
+    @property
+    def labels(self) -> np.ndarray:  # type: ignore[override]
+        return self.source.labels
+
+    @property
+    def class_names(self) -> list[str]:  # type: ignore[override]
+        return self.source.class_names
+
+    def __len__(self) -> int:
+        return len(self.images)
 
     @property
     def nbytes(self) -> int:
