@@ -95,7 +95,3 @@ class BatchGather:
             for i, part in zip(positions, packed.split(widths, dim=1), strict=True):
                 out[i] = part.reshape(len(packed), *tensors[i].shape[1:])
         return tuple(out)  # type: ignore[arg-type]
-
-    def one(self, tensor: torch.Tensor) -> torch.Tensor:
-        """:meth:`__call__` of a single tensor."""
-        return self(tensor)[0]
