@@ -11,6 +11,40 @@ from dmlkit.errors import ConfigError
 T = TypeVar("T")
 
 
+def check_choice(kind: str, name: object, names: Iterable[str], key: str | None = None) -> None:
+    """A :class:`ConfigError` naming ``key`` and the choices unless ``name`` is one of ``names``."""
+    names = sorted(names)
+    if name not in names:
+        where = f"{key}: " if key else ""
+        raise ConfigError(f"{where}unknown {kind} {name!r}; valid choices: {', '.join(names)}")
+
+
+def check_keys(
+    kind: str,
+    name: str,
+    params: Iterable[str],
+    allowed: Iterable[str],
+    injected: Iterable[str] = (),
+    key: str | None = None,
+) -> None:
+    """A :class:`ConfigError` for a user parameter of ``kind`` ``name`` that dmlkit supplies itself
+    (``injected``) or that is not ``allowed``, naming the keys under ``key`` and the valid ones."""
+    params, allowed = set(params), set(allowed)
+    where = f"{key}." if key else ""
+    reserved = sorted(params & set(injected))
+    if reserved:
+        raise ConfigError(
+            f"config key(s) {', '.join(where + r for r in reserved)}: supplied by dmlkit from the run "
+            f"(the dataset, the model or another section), not settable for {kind} {name!r}; remove them"
+        )
+    unknown = sorted(params - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(where + u for u in unknown)} for {kind} {name!r}; "
+            f"valid keys: {', '.join(sorted(allowed)) or '(none)'}"
+        )
+
+
 class Registry(Generic[T]):
     """A mapping from names to factories (classes or functions).
 
@@ -57,9 +91,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str, key: str | None = None) -> Callable[..., T]:
         """The factory for ``name``; a :class:`ConfigError` naming the choices if unknown."""
-        if name not in self._items:
-            where = f"{key}: " if key else ""
-            raise ConfigError(f"{where}unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}")
+        check_choice(self.kind, name, self.names(), key)
         return self._items[name]
 
     def accepts(self, name: str) -> set[str]:
@@ -95,19 +127,7 @@ class Registry(Generic[T]):
         factory = self.get(name, key)
         allowed = self.parameters(name)
         params = dict(params or {})
-        where = f"{key}." if key else ""
-        reserved = sorted(set(params) & self.injected)
-        if reserved:
-            raise ConfigError(
-                f"config key(s) {', '.join(where + r for r in reserved)}: supplied by dmlkit from the run "
-                f"(the dataset, the model or another section), not settable for {self.kind} {name!r}; remove them"
-            )
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {', '.join(where + u for u in unknown)} for {self.kind} {name!r}; "
-                f"valid keys: {', '.join(sorted(allowed)) or '(none)'}"
-            )
+        check_keys(self.kind, name, params, allowed, self.injected, key)
         accepted = self.accepts(name)
         extra = {k: v for k, v in context.items() if k in accepted and k not in params}
         try:

@@ -177,23 +177,25 @@ def routes(method, model):
 ONLY = {"recon": [0.0, 1.0, 0.0, 0.0], "metric_synthetic": [0.0, 0.0, 1.0, 0.0], "kl": [1.0, 0.0, 0.0, 0.0]}
 
 
+@pytest.mark.parametrize("head_input", ["shared", "detached"])
 @pytest.mark.parametrize("space", ["projection", "embedding"])
 @pytest.mark.parametrize("how", ["unit", "class_spread", "invariant"])
 @pytest.mark.parametrize("kept", [(), ("recon",), ("metric_synthetic",), ("recon", "metric_synthetic")])
 @pytest.mark.parametrize("phase", [1, 2])
 @pytest.mark.parametrize("term", ["recon", "metric_synthetic", "kl"])
-def test_gradient_routing_of_every_variant(term, phase, kept, how, space):
+def test_gradient_routing_of_every_variant(term, phase, kept, how, space, head_input):
     lambdas = ONLY[term]
     model, method = make(
         phase1_epochs=2, phase1_lambdas=lambdas, phase2_lambdas=lambdas, diagnostics_every=0,
-        variance_scale=how, synthesis_space=space, invariant_terms=list(kept),
+        variance_scale=how, synthesis_space=space, invariant_terms=list(kept), variational_input=head_input,
     )  # fmt: skip
     method.epoch = 0 if phase == 1 else 2
     got = routes(method, model)
     into_z_i = term in kept and (term != "recon" or phase == 2)
     reaches_head = term != "recon" or phase == 2  # the KL and L_m(ẑ) train μ, σ in both phases
     assert got["z_i"] == into_z_i and got["variational"] == reaches_head
-    assert got["backbone"] == (into_z_i or reaches_head)  # μ, σ are computed from the backbone's features
+    through_head = reaches_head and head_input == "shared"  # μ, σ are computed from the backbone's features
+    assert got["backbone"] == (into_z_i or through_head)
     assert got["decoder"] == (term == "recon")
 
 
@@ -221,6 +223,8 @@ def test_bad_parameters_name_the_key():
         DVMLMethod(loss, 16, DIM, 4, synthesis_space="normalized")
     with pytest.raises(ConfigError, match="method.invariant_terms"):
         DVMLMethod(loss, 16, DIM, 4, invariant_terms=["kl"])
+    with pytest.raises(ConfigError, match="method.variational_input"):
+        DVMLMethod(loss, 16, DIM, 4, variational_input="frozen")
 
 
 def test_the_phase_length_is_derived_from_the_epochs():

@@ -13,8 +13,9 @@ from dmlkit.errors import DmlkitError, Stopped
 
 def cmd_train(args: argparse.Namespace) -> int:
     from dmlkit.config import load_config
+    from dmlkit.config.catalogue import precheck
 
-    load_config(args.config, args.set)  # YAML, keys and types first: no torch needed to report a typo
+    precheck(load_config(args.config, args.set))  # keys, types and component names: no torch needed for a typo
     from dmlkit.api import train
     from dmlkit.training.summary import format_table
 

@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dmlkit.config.catalogue import TIMM_PREFIX, check_backbone
 from dmlkit.errors import ConfigError, WeightsError
 from dmlkit.models.pretrained import (
     LoadReport,
@@ -312,7 +313,7 @@ def timm_backbone(name: str, pretrained: Pretrained = False, in_channels: int = 
 
 def backbone_names() -> list[str]:
     """Registered names plus the ``timm:<model_name>`` form."""
-    return [*BACKBONES.names(), "timm:<model_name>"]
+    return [*BACKBONES.names(), f"{TIMM_PREFIX}<model_name>"]
 
 
 def build_backbone(
@@ -331,14 +332,9 @@ def build_backbone(
         raise ConfigError(
             f"config key 'model.backbone_kwargs.{reserved[0]}': set by dmlkit; use model.pretrained or the dataset"
         )
-    if not isinstance(name, str):
-        raise ConfigError(f"config key 'model.backbone': expected a string, got {name!r}")
+    check_backbone(name, BACKBONES.names())
     if name != "small_cnn" and (isinstance(in_channels, bool) or in_channels not in (1, 3)):
         raise ConfigError(f"in_channels: backbone {name!r} takes 1 (gray) or 3 (RGB) channels, got {in_channels!r}")
-    if name.startswith("timm:"):
-        return timm_backbone(name[len("timm:") :], pretrained, in_channels, **kwargs)
-    if name not in BACKBONES:
-        raise ConfigError(
-            f"config key 'model.backbone': unknown {name!r}; valid choices: {', '.join(backbone_names())}"
-        )
+    if name.startswith(TIMM_PREFIX):
+        return timm_backbone(name[len(TIMM_PREFIX) :], pretrained, in_channels, **kwargs)
     return BACKBONES.build(name, kwargs, key="model.backbone_kwargs", pretrained=pretrained, in_channels=in_channels)

@@ -23,7 +23,7 @@ L_m(ẑ) averages over the T synthetic batches (``synthetic_in_loss: all``) or u
 Every ``diagnostics_every`` steps the logs show whether the variational branch is alive: mean σ,
 ‖z_I‖, ‖s·z_V‖, cos(ẑ, z_I), the class spread, s and each term's share of the gradient norm on z_I
 (:func:`branch_diagnostics`). ``synthesis_space`` and ``invariant_terms`` select where ẑ is formed and
-which terms reach z_I.
+which terms reach z_I; ``variational_input`` whether μ, σ train the backbone.
 
 After the final evaluation (:meth:`~dmlkit.methods.base.Method.on_train_end`) the run directory gets
 ``plots/tsne_test.png`` (Barnes-Hut t-SNE of test embeddings of up to ``tsne_classes`` classes; the
@@ -178,6 +178,9 @@ class DVMLMethod(MetricLossMethod):
         invariant_terms: The terms besides L_m(z_I) whose gradient reaches z_I (and through it the
             backbone): any of ``recon`` (in phase 2; never in phase 1) and ``metric_synthetic``;
             default both (the paper). A term left out still trains the variational head and the decoder.
+        variational_input: What μ, σ are computed from: ``shared`` (the backbone's features, so the KL,
+            the reconstruction and L_m(ẑ) train the backbone through μ and σ; the paper) or ``detached``
+            (the same features without a gradient path: only terms that reach z_I train the backbone).
         logvar_clamp: Bound of |log σ²|.
         tsne: Write the t-SNE figures at the end of training.
         tsne_classes: Classes shown in the t-SNE figures (the first ones of the test set).
@@ -208,6 +211,7 @@ class DVMLMethod(MetricLossMethod):
         variance_scale_factor: float = 1.0,
         synthesis_space: str = "projection",
         invariant_terms: Sequence[str] = BRANCH_TERMS,
+        variational_input: str = "shared",
         logvar_clamp: float = 10.0,
         tsne: bool = True,
         tsne_classes: int = 10,
@@ -227,6 +231,7 @@ class DVMLMethod(MetricLossMethod):
         validate.choice("method.variance_scale", variance_scale, VARIANCE_SCALES)
         validate.choice("method.synthesis_space", synthesis_space, ("projection", "embedding"))
         validate.positive("method.variance_scale_factor", variance_scale_factor)
+        validate.choice("method.variational_input", variational_input, ("shared", "detached"))
         terms = list(invariant_terms) if isinstance(invariant_terms, (list, tuple)) else None
         if terms is None or any(t not in BRANCH_TERMS for t in terms):
             raise ConfigError(
@@ -246,6 +251,7 @@ class DVMLMethod(MetricLossMethod):
         self.synthetic_in_loss = synthetic_in_loss
         self.variance_scale, self.scale_factor = variance_scale, float(variance_scale_factor)
         self.synthesis_space, self.invariant_terms = synthesis_space, tuple(terms)
+        self.variational_input = variational_input
         self.tsne, self.tsne_classes, self.tsne_points = bool(tsne), int(tsne_classes), int(tsne_points)
         self.variational = VariationalHead(feature_dim, embedding_dim, float(logvar_clamp))
         self.decoder = Decoder(embedding_dim, feature_dim, decoder_hidden)
@@ -267,7 +273,8 @@ class DVMLMethod(MetricLossMethod):
     def training_step(self, model: EmbeddingModel, batch: dict[str, Any]) -> StepOutput:
         x = model.features(batch["image"])
         # all that follows sees the global batch (the class spread, the samples, the metric losses)
-        x, z_i, mu, logvar, labels = self.gather(x, model.project(x), *self.variational(x), batch["label"])
+        head_input = x.detach() if self.variational_input == "detached" else x
+        x, z_i, mu, logvar, labels = self.gather(x, model.project(x), *self.variational(head_input), batch["label"])
         eps = torch.randn((self.num_samples, *mu.shape), device=mu.device, dtype=mu.dtype)
         z_v = mu + torch.exp(0.5 * logvar) * eps  # (T, B, D)
         base = z_i if self.synthesis_space == "projection" else model.finish(z_i)
@@ -318,6 +325,7 @@ class DVMLMethod(MetricLossMethod):
             "variance_scale": self.variance_scale,
             "synthesis_space": self.synthesis_space,
             "invariant_terms": list(self.invariant_terms),
+            "variational_input": self.variational_input,
         }
 
     def on_epoch_start(self, epoch: int, model: EmbeddingModel) -> None:
