@@ -3,7 +3,8 @@
 Prints ONE JSON object with the median and range (seconds, over ``--repeats`` runs, each a fresh process)
 of: ``help`` (``dmlkit --help``), ``datasets`` (``dmlkit datasets``), ``config_typo`` (an unknown key,
 ``--set trainer.epoch=3``: the error a misspelt key gives), ``unknown_loss`` (``--set loss.name=foo``: an
-error about a component, answered from :mod:`dmlkit.config.catalogue` without importing torch), and ``to_first_step`` (``dmlkit train`` of the quick-start until its
+error about a component, answered from :mod:`dmlkit.config.catalogue` without importing torch), and
+``to_first_step`` (``dmlkit train`` of the quick-start until its
 ``summary.json`` is written, which happens when the run is assembled, right before the first step), plus
 the machine's load average.
 

@@ -18,12 +18,25 @@ from typing import IO, Any
 import numpy as np
 
 
+def _new_file_mode(path: Path) -> int:
+    """The mode ``path`` would get from a plain ``open``: its current one, else 0o666 less the umask
+    (``mkstemp`` alone gives 0o600, which hides a run's files from the user's group)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through ``write(fileobj)`` atomically (parent folders are created)."""
+    """Write ``path`` through ``write(fileobj)`` atomically (parent folders are created; the file gets
+    the permissions a plain write would give it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _new_file_mode(path))
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

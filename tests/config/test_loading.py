@@ -122,6 +122,26 @@ def test_another_component_replaces_the_inherited_one_and_null_removes_it(tmp_pa
     assert load_config(write(tmp_path / "y.yaml", "base: base.yaml\nloss: null\n")).loss is None
 
 
+def test_a_paper_row_replaces_the_inherited_one_whole(tmp_path):
+    write(tmp_path / "base.yaml", "paper: {row: A, metrics: {recall@1: 0.5, nmi: 0.6}}\n")
+    cfg = load_config(write(tmp_path / "x.yaml", "base: base.yaml\npaper: {row: B, metrics: {recall@1: 0.7}}\n"))
+    assert cfg.paper == {"row": "B", "metrics": {"recall@1": 0.7}}  # no NMI of row A under row B
+
+
+@pytest.mark.parametrize(
+    ("paper", "message"),
+    [
+        ("{row: A, metrics: {recall@1: 80.4}}", r"'paper\.metrics\.recall@1': expected a fraction .*0\.804"),
+        ("{row: A, metrics: {recal@1: 0.8}}", r"'paper\.metrics\.recal@1': unknown metric"),
+        ("{metrics: {}}", r"config key 'paper': expected \{row: <label>"),
+        ("{row: A, figures: {}}", r"unknown key\(s\) paper\.figures"),
+    ],
+)
+def test_a_bad_paper_row_names_the_key(tmp_path, paper, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path / "x.yaml", f"paper: {paper}\n"))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -1,4 +1,4 @@
-"""The ``dmlkit`` command line: train, eval, embed, datasets."""
+"""The ``dmlkit`` command line: train, eval, embed, check-data, datasets, report."""
 
 from __future__ import annotations
 
@@ -128,6 +128,26 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from dmlkit.report import find_runs, render_markdown, write_report
+
+    if args.markdown:
+        text = render_markdown(find_runs(args.runs))
+        if args.output:
+            from dmlkit.files import atomic_write_text
+
+            _check_writable(args.output, "--output")
+            atomic_write_text(args.output, text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    output = args.output or "report.html"
+    _check_writable(output, "--output")
+    path = write_report(args.runs, output, args.title)
+    print(f"report: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmlkit", description="Deep metric learning with zero-shot retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="list datasets and their expected layouts")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser(
+        "report", help="an HTML report of one run, or a comparison of several (runs differing in seed grouped)"
+    )
+    p.add_argument("runs", nargs="+", help="run directories, or folders holding run directories")
+    p.add_argument("-o", "--output", help="output file (default: report.html; with --markdown: standard output)")
+    p.add_argument("--markdown", action="store_true", help="write the comparison table as Markdown instead")
+    p.add_argument("--title", help="the page's title")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

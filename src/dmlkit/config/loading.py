@@ -6,7 +6,8 @@ merged on top, so that a file holds only what differs from its parents. Mappings
 key; scalars and lists replace. A mapping naming a component (``name: ...``, as the ``loss`` and
 ``method`` sections and ``loss.miner``) replaces the inherited one whole when it names another
 component, since the parameters of one component mean nothing to another; ``loss: null`` removes
-an inherited loss section.
+an inherited loss section. A ``paper`` section (the published row a config reproduces) always
+replaces the inherited one whole: one row's figures never mix with another's.
 
 [decision] This is a small include of our own rather than OmegaConf or Hydra: the schema is
 already typed dataclasses with error messages that name the key, the only composition needed is
@@ -135,6 +136,9 @@ def _check_semantics(cfg: RunConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"config key '{key}': must be >= 1, got {value}")
+    for key in ("retrieval_queries", "retrieval_neighbours"):
+        if getattr(cfg.eval, key) < 0:
+            raise ConfigError(f"config key 'eval.{key}': must be >= 0, got {getattr(cfg.eval, key)}")
     if cfg.data.num_workers < 0:
         raise ConfigError(f"config key 'data.num_workers': must be >= 0, got {cfg.data.num_workers}")
     if cfg.optimizer.lr <= 0:
@@ -154,6 +158,36 @@ def _check_semantics(cfg: RunConfig) -> None:
         value = getattr(cfg.data, key)
         if value is not None and value < 1:
             raise ConfigError(f"config key 'data.{key}': must be >= 1, got {value}")
+    if cfg.paper is not None:
+        _check_paper(cfg.paper)
+
+
+def _is_metric_name(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    if name.startswith("recall@"):
+        return name[len("recall@") :].isdigit() and int(name[len("recall@") :]) > 0
+    return name in _VALID_METRICS and name != "recall"
+
+
+def _check_paper(paper: Mapping[str, Any]) -> None:
+    """``paper: {row: <label>, metrics: {<metric>: <fraction>}}``."""
+    unknown = sorted(set(paper) - {"row", "metrics"})
+    if unknown or not isinstance(paper.get("row"), str) or not isinstance(paper.get("metrics", {}), Mapping):
+        raise ConfigError(
+            "config key 'paper': expected {row: <label>, metrics: {recall@1: <fraction>, nmi: ..., ...}}"
+            + (f"; unknown key(s) {', '.join('paper.' + k for k in unknown)}" if unknown else "")
+        )
+    for name, value in paper.get("metrics", {}).items():
+        if not _is_metric_name(name):
+            raise ConfigError(
+                f"config key 'paper.metrics.{name}': unknown metric; expected recall@K, nmi, f1, map@r or r_precision"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ConfigError(
+                f"config key 'paper.metrics.{name}': expected a fraction in [0, 1] (a paper's 80.4 % is 0.804), "
+                f"got {value!r}"
+            )
 
 
 def config_from_dict(data: Mapping[str, Any]) -> RunConfig:
@@ -199,6 +233,10 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return data
 
 
+#: Sections a child config replaces whole instead of merging into its parent's.
+WHOLE_SECTIONS = ("paper",)
+
+
 def merge_configs(parent: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
     """``child`` merged over ``parent`` (see the module docstring); neither is modified.
 
@@ -212,7 +250,8 @@ def merge_configs(parent: Mapping[str, Any], child: Mapping[str, Any]) -> dict[s
     for key, value in child.items():
         inherited = out.get(key)
         renamed = isinstance(value, Mapping) and "name" in value and value.get("name") != _name_of(inherited)
-        if isinstance(value, Mapping) and isinstance(inherited, Mapping) and not renamed:
+        whole = key in WHOLE_SECTIONS  # another paper row: none of the parent's figures carry over
+        if isinstance(value, Mapping) and isinstance(inherited, Mapping) and not renamed and not whole:
             out[key] = merge_configs(inherited, value)
         else:
             out[key] = copy.deepcopy(value)

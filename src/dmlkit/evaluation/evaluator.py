@@ -32,6 +32,7 @@ class Evaluation:
         dataset: The query set (images and class names, for figures).
         gallery_embeddings: (m, dim) gallery embeddings of a query/gallery split, else ``None``.
         gallery_labels: Their labels, else ``None``.
+        gallery_dataset: The gallery set of a query/gallery split, else ``None``.
     """
 
     metrics: dict[str, float]
@@ -40,6 +41,7 @@ class Evaluation:
     dataset: DMLDataset
     gallery_embeddings: torch.Tensor | None = None
     gallery_labels: np.ndarray | None = None
+    gallery_dataset: DMLDataset | None = None
 
 
 class Evaluator:
@@ -91,5 +93,11 @@ class Evaluator:
             metrics.update({k: float(v) for k, v in own.items()})
         labels = np.asarray(q_labels)
         return Evaluation(
-            metrics, query, labels, self.split.query, gallery, None if g_labels is None else np.asarray(g_labels)
+            metrics,
+            query,
+            labels,
+            self.split.query,
+            gallery,
+            None if g_labels is None else np.asarray(g_labels),
+            self.split.gallery,
         )

@@ -29,6 +29,7 @@ from dmlkit.data.base import stack_batch
 from dmlkit.data.samplers import SeededItems
 from dmlkit.errors import ConfigError, DmlkitError, Stopped, TrainingError
 from dmlkit.evaluation.evaluator import Evaluation
+from dmlkit.evaluation.retrieval_figure import write_retrieval_figure
 from dmlkit.facts import RunFacts
 from dmlkit.files import json_safe
 from dmlkit.methods import TrainStep
@@ -421,6 +422,7 @@ class Trainer:
                 self._write_metrics("running")
                 self._print(line)
             if final is not None:
+                self._write_retrieval_figure(final)
                 self.method.on_train_end(final)
         except Exception as exc:  # a non-finite loss, a bad image, a crash: the record says so
             self._end("failed", str(exc) if isinstance(exc, DmlkitError) else f"{type(exc).__name__}: {exc}")
@@ -433,6 +435,17 @@ class Trainer:
             raise
         self._end("completed")
         return json.loads(json.dumps(json_safe(self._metrics("completed"))[0]))  # as metrics.json reads back
+
+    def _write_retrieval_figure(self, final: Evaluation) -> None:
+        """``plots/retrieval.png`` of the final evaluation (first process)."""
+        e = self.cfg.eval
+        if not (self.fabric.is_global_zero and e.retrieval_queries):
+            return
+        path = self.run.plots / "retrieval.png"
+        try:
+            write_retrieval_figure(path, final, e.retrieval_queries, e.retrieval_neighbours, self.cfg.seed, e.distance)
+        except (OSError, ValueError) as exc:  # a figure never fails a trained run; it says why it is missing
+            warnings.warn(f"{path} not written: {type(exc).__name__}: {exc}", stacklevel=2)
 
     def _print(self, text: str) -> None:
         if self.fabric.is_global_zero:

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,16 +28,13 @@ from torch import nn
 from dmlkit.data.base import DMLDataset
 from dmlkit.errors import ConfigError
 from dmlkit.evaluation.evaluate import evaluate_embeddings
-from dmlkit.evaluation.knn import exact_knn
 from dmlkit.losses import validate
 from dmlkit.methods.base import Method, StepOutput
 from dmlkit.methods.intra_batch.mpn import NORMALISATIONS, MessagePassingNetwork, smoothed_cross_entropy
 from dmlkit.methods.intra_batch.refinement import refine_embeddings
 from dmlkit.methods.registry import METHODS
-from dmlkit.visualization import plot_retrieval
 
 if TYPE_CHECKING:
-    from dmlkit.evaluation.evaluator import Evaluation
     from dmlkit.models.model import EmbeddingModel
 
 
@@ -64,9 +60,6 @@ class IntraBatchMethod(Method):
             embeddings refined through the MPN over k-reciprocal groups (``refined_*``; the official
             code's "pseudo test", an extra — the main metrics stay the backbone's). ``refinement_k1``
             (30) and ``refinement_group`` (7) as the reference; leave-one-out test sets only.
-        retrieval_figure: After the last epoch, write ``plots/retrieval.png``: ``figure_queries``
-            random test queries with their ``figure_neighbours`` nearest test images (backbone
-            embedding, the query left out), correct ones framed green, wrong ones red.
         reload_best_at: 1-based epoch numbers before which the weights of ``best.pt`` are restored
             (empty by default; the reference: ``[31, 51]``, see the module docstring). Each must be
             in ``2..epochs`` and come after an evaluation (``trainer.eval_every``).
@@ -92,9 +85,6 @@ class IntraBatchMethod(Method):
         test_refinement: bool = False,
         refinement_k1: int = 30,
         refinement_group: int = 7,
-        retrieval_figure: bool = True,
-        figure_queries: int = 6,
-        figure_neighbours: int = 5,
         reload_best_at: Sequence[int] = (),
     ) -> None:
         super().__init__()
@@ -131,8 +121,6 @@ class IntraBatchMethod(Method):
         self.mpn_weight = float(mpn_weight)
         self.test_refinement = bool(test_refinement)
         self.refinement_k1, self.refinement_group = int(refinement_k1), int(refinement_group)
-        self.retrieval_figure = bool(retrieval_figure)
-        self.figure_queries, self.figure_neighbours = int(figure_queries), int(figure_neighbours)
 
     def restore_best_before(self, epoch: int) -> bool:
         return epoch + 1 in self.reload_best_at
@@ -167,26 +155,6 @@ class IntraBatchMethod(Method):
         if not self.test_refinement:
             return set()
         return {f"refined_recall@{k}" for k in REFINED_RECALL_AT} | {"refined_map@r"}
-
-    def on_train_end(self, evaluation: Evaluation) -> None:
-        """The retrieval figure of the final test embeddings (first process only)."""
-        if self.retrieval_figure and self.plots_dir is not None and len(evaluation.embeddings) > self.figure_neighbours:
-            self._plot_retrieval(evaluation.embeddings, evaluation.labels, evaluation.dataset)
-
-    def _plot_retrieval(self, embeddings: torch.Tensor, labels: np.ndarray, dataset: DMLDataset) -> None:
-        rng = np.random.default_rng(self.seed)
-        queries = np.sort(rng.choice(len(labels), min(self.figure_queries, len(labels)), replace=False))
-        k = self.figure_neighbours
-        _, idx = exact_knn(embeddings[torch.as_tensor(queries, device=embeddings.device)], embeddings, k + 1)
-        idx = idx.cpu().numpy()
-        neighbours = np.stack([row[row != q][:k] for row, q in zip(idx, queries, strict=True)])
-        plot_retrieval(
-            self.plots_dir / "retrieval.png",
-            [dataset.load_image(int(q)) for q in queries],
-            [[dataset.load_image(int(j)) for j in row] for row in neighbours],
-            labels[neighbours] == labels[queries][:, None],
-            title=f"{len(queries)} random test queries and their {k} nearest neighbours (green: same class)",
-        )
 
 
 def _reload_epochs(at: Sequence[int], epochs: int, eval_every: int) -> tuple[int, ...]:
