@@ -9,7 +9,9 @@ Every (config, seed) trains with ``dmlkit train CONFIG --set seed=S`` into ``OUT
 other). The JSON gives, per config, the final test metrics of every seed, their mean and sample
 standard deviation, the training times and each run's last logged ``train/*`` values (a method's
 diagnostics). ``--summarize-only`` reads existing run directories. ``benchmarks/docs_tables.py`` renders
-the docs' tables from this JSON.
+the docs' tables from this JSON. Progress (runs done and running, the time so far and an estimate of what
+is left) goes to stderr; at the end ``OUT_DIR/report.html`` (``--report``) is the ``dmlkit report`` of the
+runs.
 """
 
 from __future__ import annotations
@@ -36,24 +38,56 @@ def command(config: str, seed: int, run_dir: Path, overrides: list[str]) -> list
     return cmd
 
 
+def progress_line(done: int, total: int, running: int, elapsed: float, durations: list[float], parallel: int) -> str:
+    """``[3/6 done, 2 running, 12.5 min, about 9 min left]``: the remaining runs at the mean duration so far,
+    ``parallel`` at a time.
+
+    Example:
+        >>> progress_line(2, 6, 2, 600.0, [300.0, 300.0], 2)
+        '[2/6 done, 2 running, 10.0 min, about 10 min left]'
+    """
+    line = f"[{done}/{total} done, {running} running, {elapsed / 60:.1f} min"
+    if durations and done < total:
+        left = statistics.fmean(durations) * (total - done) / max(1, min(parallel, total - done))
+        line += f", about {left / 60:.0f} min left"
+    return line + "]"
+
+
 def train_all(jobs: list[tuple[str, int, Path]], overrides: list[str], parallel: int) -> dict[Path, int]:
-    """Run every job (``parallel`` at a time); returns each run directory's exit code."""
-    pending, running, codes = list(jobs), [], {}
+    """Run every job (``parallel`` at a time), telling the progress on stderr; returns each run directory's
+    exit code."""
+    pending, running, codes, durations = list(jobs), [], {}, []
+    start = time.monotonic()
     while pending or running:
         while pending and len(running) < parallel:
             config, seed, run_dir = pending.pop(0)
             run_dir.parent.mkdir(parents=True, exist_ok=True)
             log = open(run_dir.parent / f"{run_dir.name}.log", "w")  # noqa: SIM115 (closed below)
             proc = subprocess.Popen(command(config, seed, run_dir, overrides), stdout=log, stderr=subprocess.STDOUT)
-            running.append((proc, log, run_dir))
+            running.append((proc, log, run_dir, time.monotonic()))
+            line = progress_line(len(codes), len(jobs), len(running), time.monotonic() - start, durations, parallel)
+            print(f"{line} started {run_dir.name}", file=sys.stderr, flush=True)
         time.sleep(0.5)
         for item in list(running):
-            proc, log, run_dir = item
+            proc, log, run_dir, began = item
             if proc.poll() is not None:
                 log.close()
                 codes[run_dir] = proc.returncode
+                durations.append(time.monotonic() - began)
                 running.remove(item)
+                test = (read_metrics(run_dir) or {}).get("test") or {}
+                result = f"recall@1 {test['recall@1']:.4f}" if "recall@1" in test else f"exit code {proc.returncode}"
+                line = progress_line(len(codes), len(jobs), len(running), time.monotonic() - start, durations, parallel)
+                print(f"{line} finished {run_dir.name}: {result}", file=sys.stderr, flush=True)
     return codes
+
+
+def read_metrics(run_dir: Path) -> dict | None:
+    path = run_dir / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def last_train_logs(run_dir: Path) -> dict[str, float]:
@@ -110,8 +144,10 @@ def main() -> None:
     p.add_argument("--out-dir", default="runs/compare")
     p.add_argument("--parallel", type=int, default=1)
     p.add_argument("--summarize-only", action="store_true")
+    p.add_argument("--report", help="HTML report of the runs (default: OUT_DIR/report.html; '' for none)")
     args = p.parse_args()
     out_dir = Path(args.out_dir)
+    args.report = str(out_dir / "report.html") if args.report is None else args.report
     codes = {}
     if not args.summarize_only:
         jobs = [(c, s, run_dir_of(out_dir, c, s)) for c in args.configs for s in args.seeds]
@@ -126,6 +162,12 @@ def main() -> None:
         "configs": summarize(args.configs, args.seeds, out_dir),
     }
     print(json.dumps(result, indent=2))
+    runs = [run_dir_of(out_dir, c, s) for c in args.configs for s in args.seeds]
+    runs = [r for r in runs if (r / "metrics.json").is_file() and (r / "config.yaml").is_file()]
+    if args.report and runs:
+        from dmlkit.report import write_report
+
+        print(f"report: {write_report(runs, args.report)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,11 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(values, kernel, mode="valid")
 
 
+def _marker(n: int) -> dict[str, object]:
+    """Markers on a curve of few points (one point alone would not show as a line)."""
+    return {"marker": "o", "ms": 3} if n <= 20 else {}
+
+
 def _style(ax, title: str, xlabel: str) -> None:
     from matplotlib.ticker import MaxNLocator
 
@@ -85,7 +90,7 @@ def run_curves(run: RunRecord, metrics: Sequence[str]) -> list[tuple[str, str]]:
         fig, axes = plt.subplots(1, len(main), figsize=(4.2 * len(main), 2.8), squeeze=False)
         for ax, name in zip(axes[0], main, strict=True):
             steps, values = np.array(run.curves[name]).T
-            ax.plot(steps, values, lw=1, color="#3465a4")
+            ax.plot(steps, values, lw=1, color="#3465a4", **_marker(len(steps)))
             _style(ax, name.removeprefix("train/"), "step")
         fig.tight_layout()
         out.append(("Training loss and learning rate, per logged step", _render(fig)))
@@ -107,7 +112,7 @@ def run_curves(run: RunRecord, metrics: Sequence[str]) -> list[tuple[str, str]]:
         fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.2 * rows), squeeze=False)
         for ax, name in zip(axes.flat, other, strict=False):
             steps, values = np.array(run.curves[name]).T
-            ax.plot(steps, values, lw=0.9, color="#4e9a06")
+            ax.plot(steps, values, lw=0.9, color="#4e9a06", **_marker(len(steps)))
             _style(ax, name.removeprefix("train/"), "step")
         for ax in list(axes.flat)[len(other) :]:
             ax.set_visible(False)
@@ -143,7 +148,8 @@ def group_curves(groups: list[Group], metric: str) -> list[tuple[str, str]]:
         loss = _mean_series(runs, lambda r: r.curves.get("train/loss", []))
         if loss is not None:
             window = max(1, len(loss[0]) // 50)
-            right.plot(loss[0][window - 1 :], _smooth(loss[1], window), lw=1, label=group.label)
+            xs = loss[0][window - 1 :]
+            right.plot(xs, _smooth(loss[1], window), lw=1, label=group.label, **_marker(len(xs)))
             drawn = True
     if not drawn:
         plt.close(fig)

@@ -27,8 +27,8 @@ def stat(values: list[float]) -> Stat | None:
     """:class:`Stat` of the finite ``values``; ``None`` if there is none.
 
     Example:
-        >>> stat([0.5, 0.7])
-        Stat(mean=0.6, std=0.1414213562373095, n=2)
+        >>> stat([0.5, 0.7]).format()
+        '0.600 ± 0.141'
     """
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not finite:

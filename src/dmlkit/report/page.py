@@ -60,7 +60,7 @@ def _paper_cells(paper: dict[str, Any], names: list[str]) -> list[Cell]:
 
 def comparison_rows(groups: list[Group], names: list[str]) -> list[dict[str, Any]]:
     """The rows of the comparison table: each group (and the paper's row after a group that names one)."""
-    best = best_per_metric(groups, names)
+    best = best_per_metric(groups, names) if len(groups) > 1 else {}  # one setting: nothing to compare
     rows = []
     for i, group in enumerate(groups):
         flagged = [f"{r.name}: {r.status}" for r in group.flagged]
@@ -170,7 +170,7 @@ def render_markdown(runs: list[RunRecord]) -> str:
     names = metric_names(groups)
     lines = ["| run | " + " | ".join(header(n) for n in names) + " | seeds |", "|---" * (len(names) + 2) + "|"]
     for row in comparison_rows(groups, names):
-        cells = [f"**{c.text}**" if c.best and len(groups) > 1 else c.text for c in row["cells"]]
+        cells = [f"**{c.text}**" if c.best else c.text for c in row["cells"]]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {row['seeds']} |")
     return "\n".join(lines) + "\n"
 
