@@ -12,7 +12,9 @@ followed by the rendered table and a closing comment::
     <!-- /table -->
 
 The first line may name several JSON files, separated by commas, whose configs are merged (a config
-in two of them is an error): a table can set runs of two benchmarks side by side.
+in two of them is an error): a table can set runs of two benchmarks side by side. A JSON file may also be
+a run's own ``metrics.json`` (copied into ``benchmarks/results/``), whose rows are ``untrained``, ``test``
+(the final model) and ``best``. An optional ``corner:`` line sets the first header (default ``run``).
 
 A column key is a test metric (mean ± sample std over the seeds), a ``train/*`` value (the mean over
 the seeds of each run's last logged value), ``time`` (mean training time) or ``seeds`` (completed runs).
@@ -52,10 +54,34 @@ def parse_spec(spec: str, source: str) -> tuple[list[Path], list[tuple[str, str]
     for line in lines[1:]:
         name, _, value = line.partition(":")
         fields[name.strip()] = value
-    if not lines or set(fields) != {"rows", "columns"}:
-        raise SystemExit(f"{source}: a table declaration needs a JSON path, then 'rows:' and 'columns:' lines")
+    if not lines or not {"rows", "columns"} <= set(fields) <= {"rows", "columns", "corner"}:
+        raise SystemExit(
+            f"{source}: a table declaration needs a JSON path, then 'rows:' and 'columns:' lines (and optionally "
+            "'corner:', the first header)"
+        )
     paths = [Path(part.strip()) for part in lines[0].split(",") if part.strip()]
-    return paths, _pairs(fields["rows"], "rows", source), _pairs(fields["columns"], "columns", source)
+    corner = fields.get("corner", "run").strip()
+    return paths, _pairs(fields["rows"], "rows", source), _pairs(fields["columns"], "columns", source), corner
+
+
+#: The rows a run's own ``metrics.json`` offers as a table source.
+RUN_ROWS = ("untrained", "test", "best")
+
+
+def as_configs(data: dict, path: Path, source: str) -> dict:
+    """The rows of a JSON source: a compare_seeds result's configs, or a run's ``metrics.json`` whose
+    ``untrained``, ``test`` and ``best`` metrics become rows of one run each."""
+    if "configs" in data:
+        return data["configs"]
+    if "test" not in data:
+        raise SystemExit(f"{source}: {path} is neither a compare_seeds result nor a run's metrics.json")
+    rows = {}
+    for key in RUN_ROWS:
+        metrics = data.get(key) or {}
+        metrics = metrics.get("metrics", {}) if key == "best" else metrics
+        summary = {name: {"mean": value, "std": None} for name, value in metrics.items()}
+        rows[key] = {"completed": 1, "summary": summary, "train_time_s": [data.get("train_time_s")]}
+    return rows
 
 
 def _number(value: float) -> str:
@@ -78,9 +104,11 @@ def cell(entry: dict, key: str) -> str:
     return f"{stats['mean']:.3f}" + (f" ± {stats['std']:.3f}" if stats["std"] is not None else "")
 
 
-def render(results: dict, rows: list[tuple[str, str]], columns: list[tuple[str, str]], source: str) -> str:
+def render(
+    results: dict, rows: list[tuple[str, str]], columns: list[tuple[str, str]], source: str, corner: str = "run"
+) -> str:
     """The Markdown table of ``rows`` × ``columns`` of a compare_seeds result."""
-    lines = ["| run | " + " | ".join(h for _, h in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines = [f"| {corner} | " + " | ".join(h for _, h in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for config, label in rows:
         if config not in results["configs"]:
             raise SystemExit(f"{source}: table row {config!r} is not in its JSON")
@@ -93,17 +121,17 @@ def rendered(text: str, source: str) -> str:
     """``text`` with every declared table rendered from its JSON."""
 
     def one(match: re.Match) -> str:
-        paths, rows, columns = parse_spec(match["spec"], source)
+        paths, rows, columns, corner = parse_spec(match["spec"], source)
         results: dict = {"configs": {}}
         for path in paths:
             if not (ROOT / path).is_file():
                 raise SystemExit(f"{source}: the JSON of a table, {path}, does not exist")
-            configs = json.loads((ROOT / path).read_text())["configs"]
+            configs = as_configs(json.loads((ROOT / path).read_text()), path, source)
             twice = sorted(set(configs) & set(results["configs"]))
             if twice:
                 raise SystemExit(f"{source}: table row(s) {', '.join(twice)} are in more than one of its JSON files")
             results["configs"].update(configs)
-        return match.group(1) + render(results, rows, columns, source) + match.group(4)
+        return match.group(1) + render(results, rows, columns, source, corner) + match.group(4)
 
     return BLOCK.sub(one, text)
 

@@ -70,3 +70,17 @@ def test_a_table_may_join_the_configs_of_several_json_files(tmp_path, monkeypatc
 def test_the_docs_tables_match_their_json():
     files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     assert docs_tables.main(["--check", *map(str, files)]) == 0
+
+
+def test_a_runs_metrics_json_is_a_source_with_its_own_corner(tmp_path, monkeypatch):
+    metrics = {"status": "completed", "untrained": {"recall@1": 0.25}, "test": {"recall@1": 0.75}, "best": None}
+    (tmp_path / "m.json").write_text(json.dumps(metrics))
+    doc = tmp_path / "doc.md"
+    spec = "<!-- table: m.json\ncorner: set\nrows: untrained = before; test = after\ncolumns: recall@1 = R@1\n-->\n"
+    doc.write_text(spec + "<!-- /table -->\n")
+    monkeypatch.setattr(docs_tables, "ROOT", tmp_path)
+    assert docs_tables.main([str(doc)]) == 0
+    assert "| set | R@1 |\n|---|---|\n| before | 0.250 |\n| after | 0.750 |\n" in doc.read_text()
+    (tmp_path / "m.json").write_text(json.dumps({"history": []}))
+    with pytest.raises(SystemExit, match="neither a compare_seeds result nor a run's metrics.json"):
+        docs_tables.main([str(doc)])
