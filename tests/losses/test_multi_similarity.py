@@ -35,8 +35,12 @@ def test_closed_form():
     neg_a = torch.log1p(torch.exp(torch.tensor(0.0))) / 50  # s_ac = 1: log(1 + e^0)/50
     neg_b = torch.log1p(torch.exp(torch.tensor(-50.0))) / 50
     expected = (2 * pos + neg_a + neg_b + neg_a + neg_b) / 3  # c's negatives are a (s=1) and b (s=0)
-    got = build_loss("multi_similarity", {"mining": "all"})(x, y)
+    got = build_loss("multi_similarity", {"mining": "all", "base": 1.0})(x, y)
     assert float(got) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_the_default_base_is_the_authors_code():
+    assert build_loss("multi_similarity", {}).loss.base == 0.5  # not the paper's text (1): docstring
 
 
 def test_reference_set(dtype):
@@ -44,5 +48,5 @@ def test_reference_set(dtype):
     memory, memory_y = make_batch(dtype, seed=11, per_class=2)
     for mining, epsilon in [("all", None), ("multi_similarity", 0.1)]:
         expected = ref.multi_similarity(x, y, 2.0, 50.0, 1.0, epsilon, ref=memory, ref_y=memory_y)
-        got = evaluate("multi_similarity", x, y, {"mining": mining}, memory, memory_y)[1]
+        got = evaluate("multi_similarity", x, y, {"mining": mining, "base": 1.0}, memory, memory_y)[1]
         assert got == pytest.approx(expected, **close(dtype))
