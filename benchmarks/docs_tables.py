@@ -16,6 +16,10 @@ in two of them is an error): a table can set runs of two benchmarks side by side
 a run's own ``metrics.json`` (copied into ``benchmarks/results/``), whose rows are ``untrained``, ``test``
 (the final model) and ``best``. An optional ``corner:`` line sets the first header (default ``run``).
 
+A figure quoted in the text is declared inline, ``<!-- value: PATH KEY FORMAT -->0.939<!-- /value -->``:
+the entry ``KEY`` (dotted; list items by index) of the JSON at ``PATH``, formatted with Python's format
+spec ``FORMAT`` (optional, e.g. ``.3f``).
+
 A column key is a test metric (mean ± sample std over the seeds), a ``train/*`` value (the mean over
 the seeds of each run's last logged value), ``time`` (mean training time) or ``seeds`` (completed runs).
 
@@ -35,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- table: (?P<spec>.*?)-->\n)(?P<table>.*?)(<!-- /table -->)", re.S)
+VALUE = re.compile(r"(<!-- value: (?P<path>\S+) (?P<key>\S+)(?: (?P<fmt>\S+))? -->)(?P<text>.*?)(<!-- /value -->)", re.S)
 
 
 def _pairs(text: str, what: str, source: str) -> list[tuple[str, str]]:
@@ -117,8 +122,28 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def lookup(data: object, key: str, source: str, path: Path) -> object:
+    """``data[a][b]...`` for ``key = "a.b..."``; a list index is a number (``ratio_range.0``)."""
+    node = data
+    for part in key.split("."):
+        try:
+            node = node[int(part)] if isinstance(node, list) else node[part]  # type: ignore[index]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise SystemExit(f"{source}: value {key!r} is not in {path}") from None
+    return node
+
+
+def value_text(match: re.Match, source: str) -> str:
+    """One inline value: the JSON entry at ``key``, through the format (Python's, e.g. ``.3f``; default: as is)."""
+    path = Path(match["path"])
+    if not (ROOT / path).is_file():
+        raise SystemExit(f"{source}: the JSON of a value, {path}, does not exist")
+    found = lookup(json.loads((ROOT / path).read_text()), match["key"], source, path)
+    return format(found, match["fmt"]) if match["fmt"] else str(found)
+
+
 def rendered(text: str, source: str) -> str:
-    """``text`` with every declared table rendered from its JSON."""
+    """``text`` with every declared table and inline value rendered from its JSON."""
 
     def one(match: re.Match) -> str:
         paths, rows, columns, corner = parse_spec(match["spec"], source)
@@ -133,7 +158,8 @@ def rendered(text: str, source: str) -> str:
             results["configs"].update(configs)
         return match.group(1) + render(results, rows, columns, source, corner) + match.group(4)
 
-    return BLOCK.sub(one, text)
+    text = BLOCK.sub(one, text)
+    return VALUE.sub(lambda m: m.group(1) + value_text(m, source) + m.group(6), text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,3 +84,21 @@ def test_a_runs_metrics_json_is_a_source_with_its_own_corner(tmp_path, monkeypat
     (tmp_path / "m.json").write_text(json.dumps({"history": []}))
     with pytest.raises(SystemExit, match="neither a compare_seeds result nor a run's metrics.json"):
         docs_tables.main([str(doc)])
+
+
+def test_an_inline_value_is_rendered_from_its_json(tmp_path, monkeypatch):
+    (tmp_path / "s.json").write_text(json.dumps({"losses": {"triplet": {"ratio": 0.93871, "range": [0.8, 0.98]}}}))
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "ratio <!-- value: s.json losses.triplet.ratio .3f -->0.5<!-- /value --> "
+        "(from <!-- value: s.json losses.triplet.range.0 -->?<!-- /value -->)\n"
+    )
+    monkeypatch.setattr(docs_tables, "ROOT", tmp_path)
+    assert docs_tables.main(["--check", str(doc)]) == 1
+    assert docs_tables.main([str(doc)]) == 0
+    assert "triplet.ratio .3f -->0.939<!-- /value --> (from <!-- value: s.json losses.triplet.range.0 -->0.8<" in (
+        doc.read_text()
+    )
+    doc.write_text("<!-- value: s.json losses.npair.ratio -->x<!-- /value -->")
+    with pytest.raises(SystemExit, match="value 'losses.npair.ratio' is not in s.json"):
+        docs_tables.main([str(doc)])
