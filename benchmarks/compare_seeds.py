@@ -8,7 +8,8 @@ Every (config, seed) trains with ``dmlkit train CONFIG --set seed=S`` into ``OUT
 (``--parallel N`` runs N at a time as separate processes; 1, the default, runs them one after the
 other). The JSON gives, per config, the final test metrics of every seed, their mean and sample
 standard deviation, the training times and each run's last logged ``train/*`` values (a method's
-diagnostics). ``--summarize-only`` reads existing run directories. ``benchmarks/docs_tables.py`` renders
+diagnostics), and the same summary of the untrained model's metrics where the runs evaluated it
+(``untrained_summary``). ``--summarize-only`` reads existing run directories. ``benchmarks/docs_tables.py`` renders
 the docs' tables from this JSON. Progress (runs done and running, the time so far and an estimate of what
 is left) goes to stderr; at the end ``OUT_DIR/report.html`` (``--report``) is the ``dmlkit report`` of the
 runs.
@@ -102,10 +103,22 @@ def last_train_logs(run_dir: Path) -> dict[str, float]:
     return last
 
 
+def mean_std(runs: list[dict]) -> dict[str, dict]:
+    """Per metric of the first run, the mean and sample std (``None`` for one run) over ``runs``."""
+    summary = {}
+    for key in list(runs[0]) if runs else []:
+        values = [m[key] for m in runs if key in m]
+        summary[key] = {
+            "mean": round(statistics.fmean(values), 4),
+            "std": round(statistics.stdev(values), 4) if len(values) > 1 else None,
+        }
+    return summary
+
+
 def summarize(configs: list[str], seeds: list[int], out_dir: Path) -> dict:
     out = {}
     for config in configs:
-        runs, times, logs = {}, [], {}
+        runs, untrained, times, logs = {}, {}, [], {}
         for seed in seeds:
             path = run_dir_of(out_dir, config, seed) / "metrics.json"
             if not path.is_file():
@@ -114,22 +127,16 @@ def summarize(configs: list[str], seeds: list[int], out_dir: Path) -> dict:
             data = json.loads(path.read_text())
             completed = data.get("status") == "completed"
             runs[seed] = data.get("test") if completed else None
+            untrained[seed] = data.get("untrained") if completed else None
             if completed:
                 times.append(data.get("train_time_s"))
             logs[seed] = last_train_logs(path.parent) if completed else None
         done = [m for m in runs.values() if m]
-        keys = list(done[0]) if done else []
-        summary = {}
-        for key in keys:
-            values = [m[key] for m in done if key in m]
-            summary[key] = {
-                "mean": round(statistics.fmean(values), 4),
-                "std": round(statistics.stdev(values), 4) if len(values) > 1 else None,
-            }
         out[config] = {
             "completed": len(done),
             "seeds": runs,
-            "summary": summary,
+            "summary": mean_std(done),
+            "untrained_summary": mean_std([m for m in untrained.values() if m]),
             "train_time_s": times,
             "last_train_logs": logs,
         }

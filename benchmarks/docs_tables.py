@@ -20,6 +20,7 @@ A figure quoted in the text is declared inline, ``<!-- value: PATH KEY FORMAT --
 the entry ``KEY`` (dotted; list items by index) of the JSON at ``PATH``, formatted with Python's format
 spec ``FORMAT`` (optional, e.g. ``.3f``).
 
+A row ``CONFIG:untrained`` shows the untrained model of that config's runs (``untrained_summary``).
 A column key is a test metric (mean ± sample std over the seeds), a ``train/*`` value (the mean over
 the seeds of each run's last logged value), ``time`` (mean training time) or ``seeds`` (completed runs).
 
@@ -39,7 +40,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- table: (?P<spec>.*?)-->\n)(?P<table>.*?)(<!-- /table -->)", re.S)
-VALUE = re.compile(r"(<!-- value: (?P<path>\S+) (?P<key>\S+)(?: (?P<fmt>\S+))? -->)(?P<text>.*?)(<!-- /value -->)", re.S)
+VALUE = re.compile(
+    r"(<!-- value: (?P<path>\S+) (?P<key>\S+)(?: (?P<fmt>\S+))? -->)(?P<text>.*?)(<!-- /value -->)", re.S
+)
 
 
 def _pairs(text: str, what: str, source: str) -> list[tuple[str, str]]:
@@ -114,10 +117,15 @@ def render(
 ) -> str:
     """The Markdown table of ``rows`` × ``columns`` of a compare_seeds result."""
     lines = [f"| {corner} | " + " | ".join(h for _, h in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for config, label in rows:
+    for row, label in rows:
+        config, _, part = row.partition(":")
         if config not in results["configs"]:
             raise SystemExit(f"{source}: table row {config!r} is not in its JSON")
         entry = results["configs"][config]
+        if part == "untrained":  # the untrained model of that config's runs
+            entry = {**entry, "summary": entry.get("untrained_summary") or {}, "train_time_s": [None]}
+        elif part:
+            raise SystemExit(f"{source}: table row {row!r}: expected CONFIG or CONFIG:untrained")
         lines.append(f"| {label} | " + " | ".join(cell(entry, key) for key, _ in columns) + " |")
     return "\n".join(lines) + "\n"
 

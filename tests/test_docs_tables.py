@@ -18,6 +18,7 @@ RESULTS = {
             "summary": {"recall@1": {"mean": 0.5, "std": 0.1}},
             "train_time_s": [10.0, 20.0],
             "last_train_logs": {"0": {"train/sigma": 1.0}, "1": {"train/sigma": 0.5}},
+            "untrained_summary": {"recall@1": {"mean": 0.125, "std": 0.025}},
         },
         "b.yaml": {"completed": 1, "summary": {"recall@1": {"mean": 0.25, "std": None}}, "train_time_s": [None]},
     }
@@ -102,3 +103,10 @@ def test_an_inline_value_is_rendered_from_its_json(tmp_path, monkeypatch):
     doc.write_text("<!-- value: s.json losses.npair.ratio -->x<!-- /value -->")
     with pytest.raises(SystemExit, match="value 'losses.npair.ratio' is not in s.json"):
         docs_tables.main([str(doc)])
+
+
+def test_the_untrained_row_of_a_config():
+    table = docs_tables.render(RESULTS, [("a.yaml:untrained", "U"), ("a.yaml", "A")], [("recall@1", "R@1")], "doc")
+    assert table.endswith("| U | 0.125 ± 0.025 |\n| A | 0.500 ± 0.100 |\n")
+    with pytest.raises(SystemExit, match="expected CONFIG or CONFIG:untrained"):
+        docs_tables.render(RESULTS, [("a.yaml:best", "B")], [("recall@1", "R@1")], "doc")
