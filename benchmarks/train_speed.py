@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         f"trainer.max_steps_per_epoch={args.steps}",
         "trainer.progress_bar=false",
         "eval.untrained=false",
+        "eval.retrieval_queries=0",  # training speed only: no evaluation, so no figure of one
         f"model.embedding_dim={args.embedding_dim}",
         f"data.classes_per_batch={args.classes}",
         f"data.samples_per_class={args.per_class}",
