@@ -29,7 +29,8 @@ def test_stat_against_statistics():
 def test_runs_differing_only_in_the_seed_form_one_group_labelled_by_what_differs():
     runs = [run("t-s0", 0, 0.8), run("n-s0", 0, 0.6, loss="npair"), run("t-s1", 1, 0.7), run("n-s1", 1, 0.5, "npair")]
     groups = group_runs(runs)
-    assert [g.label for g in groups] == ["loss.name=triplet", "loss.name=npair"]  # the order runs were given in
+    assert [g.label for g in groups] == ["t", "n"]  # their runs' names, in the order runs were given
+    assert [g.differs for g in groups] == ["loss.name=triplet", "loss.name=npair"]
     assert [g.seeds for g in groups] == [[0, 1], [0, 1]]
     assert groups[0].metric("recall@1").mean == pytest.approx(0.75)
     assert groups[1].metric("recall@1").std == pytest.approx(statistics.stdev([0.6, 0.5]))
@@ -40,6 +41,13 @@ def test_one_setting_is_labelled_by_its_runs_name_without_the_seed():
     assert group_runs([run("omniglot_triplet-s0", 0, 0.8), run("omniglot_triplet-s1", 1, 0.7)])[0].label == (
         "omniglot_triplet"
     )
+
+
+def test_settings_sharing_a_name_are_labelled_by_what_differs_and_an_unset_key_says_so():
+    a = run("x-s0", 0, 0.8)
+    b = run("x-s0", 0, 0.7)
+    b.config["method"] = {**b.config["method"], "margin": 0.3}
+    assert [g.label for g in group_runs([a, b])] == ["method.margin=(not set)", "method.margin=0.3"]
 
 
 def test_a_run_that_did_not_complete_is_flagged_and_left_out_of_the_mean():
@@ -54,7 +62,7 @@ def test_the_paper_row_follows_its_setting_and_is_never_the_best():
     runs = [run("t-s0", 0, 0.5, paper=PAPER), run("n-s0", 0, 0.4, loss="npair")]
     groups = group_runs(runs)
     rows = comparison_rows(groups, metric_names(groups))
-    assert [r["label"] for r in rows] == ["loss.name=triplet", f"paper: {PAPER['row']}", "loss.name=npair"]
+    assert [r["label"] for r in rows] == ["t", f"paper: {PAPER['row']}", "n"]
     assert [c.text for c in rows[1]["cells"]] == ["0.585"] and not rows[1]["cells"][0].best
     assert rows[0]["cells"][0].best
 
@@ -68,6 +76,6 @@ def test_markdown_table():
     text = render_markdown([run("t-s0", 0, 0.8), run("t-s1", 1, 0.6), run("n-s0", 0, 0.5, loss="npair")])
     assert text == (
         "| run | R@1 | seeds |\n|---|---|---|\n"
-        f"| loss.name=triplet | **0.700 ± {statistics.stdev([0.8, 0.6]):.3f}** | 2 |\n"
-        "| loss.name=npair | 0.500 | 1 |\n"
+        f"| t | **0.700 ± {statistics.stdev([0.8, 0.6]):.3f}** | 2 |\n"
+        "| n | 0.500 | 1 |\n"
     )

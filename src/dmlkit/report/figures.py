@@ -154,6 +154,7 @@ def group_curves(groups: list[Group], metric: str) -> list[tuple[str, str]]:
     if not drawn:
         plt.close(fig)
         return []
+    left.set_xlim(left=-0.3)  # epoch 0 (untrained) always in view, also when only the last epoch was evaluated
     _style(left, f"{metric} (mean over seeds)", "epoch (0: untrained)")
     _style(right, "training loss (mean over seeds, smoothed)", "step")
     handles, labels = left.get_legend_handles_labels() or right.get_legend_handles_labels()

@@ -41,13 +41,15 @@ class Group:
     """The runs of one setting.
 
     Attributes:
-        label: What sets it apart from the other groups of the report (the config keys that differ), or
-            its runs' common name.
+        label: Its runs' common name (the run directories' name without the seed tag), or what sets it
+            apart when several groups share a name.
         runs: Its runs, by seed.
+        differs: The config keys in which it differs from the report's other groups.
     """
 
     label: str
     runs: list[RunRecord]
+    differs: str = ""
 
     @property
     def completed(self) -> list[RunRecord]:
@@ -90,16 +92,13 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _labels(settings: list[dict[str, Any]], names: list[str]) -> list[str]:
-    """For each setting, the keys whose values differ between the settings (``key=value; ...``)."""
+def differences(settings: list[dict[str, Any]]) -> list[str]:
+    """For each setting, the config keys whose values differ between the settings (``key=value; ...``; a
+    key the setting does not set reads ``(not set)``)."""
     flat = [flatten({k: v for k, v in s.items() if k not in PER_RUN_KEYS and k != "paper"}) for s in settings]
     keys = sorted(set().union(*flat)) if flat else []
-    differing = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
-    labels = []
-    for f, name in zip(flat, names, strict=True):
-        parts = [f"{k}={f[k]}" for k in differing if k in f]
-        labels.append("; ".join(parts) if parts else name)
-    return labels
+    differing = [k for k in keys if len({repr(f.get(k, "(not set)")) for f in flat}) > 1]
+    return ["; ".join(f"{k}={f.get(k, '(not set)')}" for k in differing) for f in flat]
 
 
 def _common_name(runs: list[RunRecord]) -> str:
@@ -112,13 +111,15 @@ def _common_name(runs: list[RunRecord]) -> str:
 
 def group_runs(runs: list[RunRecord]) -> list[Group]:
     """Group ``runs`` by setting (their configs without the seed, the name and the output folder), in the
-    order their first run was given; each group labelled by what differs from the others."""
+    order their first run was given; each labelled by its runs' name, with what differs from the others."""
     by_setting: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_setting.setdefault(run.setting(), []).append(run)
     members = [sorted(rs, key=lambda r: (r.seed, r.name)) for rs in by_setting.values()]
-    labels = _labels([rs[0].config for rs in members], [_common_name(rs) for rs in members])
-    return [Group(label, rs) for label, rs in zip(labels, members, strict=True)]
+    diffs = differences([rs[0].config for rs in members])
+    names = [_common_name(rs) for rs in members]
+    labels = [name if names.count(name) == 1 else (diff or name) for name, diff in zip(names, diffs, strict=True)]
+    return [Group(label, rs, diff) for label, rs, diff in zip(labels, members, diffs, strict=True)]
 
 
 def metric_names(groups: list[Group]) -> list[str]:

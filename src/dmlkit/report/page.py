@@ -67,6 +67,7 @@ def comparison_rows(groups: list[Group], names: list[str]) -> list[dict[str, Any
         rows.append(
             {
                 "label": group.label,
+                "differs": group.differs if group.differs != group.label else "",
                 "cells": _cells(group, names, best, i),
                 "seeds": len(group.completed),
                 "seed_list": ", ".join(map(str, group.seeds)),
@@ -78,6 +79,7 @@ def comparison_rows(groups: list[Group], names: list[str]) -> list[dict[str, Any
             rows.append(
                 {
                     "label": f"paper: {group.paper['row']}",
+                    "differs": "",
                     "cells": _paper_cells(group.paper, names),
                     "seeds": "",
                     "seed_list": "",
