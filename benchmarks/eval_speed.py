@@ -23,14 +23,20 @@ Usage:
     python benchmarks/eval_speed.py                       # SOP shape, leave-one-out
     python benchmarks/eval_speed.py --queries 14218 --gallery 12612 --classes 3985   # In-Shop shape
     python benchmarks/eval_speed.py --n 5000 --classes 900 --full   # also R@1/10/100/1000, NMI, F1
-Options: --n --dim --classes --noise --seed --device --backend --skip-pml --full.
+    python benchmarks/eval_speed.py --repeats 5             # medians and ranges of 5 interleaved pairs
+    python benchmarks/eval_speed.py --sizes 15000 30000 60000 120000 --repeats 3   # growth, fitted n^x
+Options: --n --dim --classes --noise --seed --device --backend --skip-pml --full --repeats --sizes.
+With ``--repeats R`` the times are medians over R interleaved dmlkit/PML pairs (alternating which runs
+first), with their ranges and the median of the per-pair speedups; ``--sizes`` times dmlkit alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import time
 from typing import Any
 
@@ -125,7 +131,14 @@ def main() -> None:
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "faiss"), help="dmlkit kNN backend")
     p.add_argument("--skip-pml", action="store_true", help="time dmlkit only")
     p.add_argument("--full", action="store_true", help="also Recall@1/10/100/1000, NMI and F1, timed by part")
+    p.add_argument("--repeats", type=int, default=1, help="interleaved dmlkit/PML repetitions (medians, ranges)")
+    p.add_argument("--sizes", type=int, nargs="+", help="time dmlkit at these sizes (classes scaled) and fit n^x")
     args = p.parse_args()
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats {args.repeats}: expected at least 1")
+    if args.sizes:
+        print(json.dumps(growth(args)))
+        return
 
     if (args.queries is None) != (args.gallery is None):
         raise SystemExit("--queries and --gallery go together")
@@ -186,14 +199,63 @@ def main() -> None:
     out["peak_rss_mb"] = round(rss_mb(), 1)
     if not args.skip_pml:
         theirs, pml_s = run_pml(q, qy, g, gy)
+        ours_s, theirs_s = [dmlkit_s], [pml_s]
+        for rep in range(1, args.repeats):  # interleaved, alternating which runs first
+            pair = [lambda: run_dmlkit(q, qy, g, gy, args.backend)[1], lambda: run_pml(q, qy, g, gy)[1]]
+            first, second = pair if rep % 2 == 0 else pair[::-1]
+            a, b = first(), second()
+            ours_s.append(a if rep % 2 == 0 else b)
+            theirs_s.append(b if rep % 2 == 0 else a)
+        ratios = [t / o for o, t in zip(ours_s, theirs_s, strict=True)]
         out.update(
-            pml_s=round(pml_s, 2),
-            speedup=round(pml_s / dmlkit_s, 2),
+            dmlkit_s=round(statistics.median(ours_s), 2),
+            dmlkit_s_range=[round(min(ours_s), 2), round(max(ours_s), 2)],
+            pml_s=round(statistics.median(theirs_s), 2),
+            pml_s_range=[round(min(theirs_s), 2), round(max(theirs_s), 2)],
+            speedup=round(statistics.median(ratios), 2),
+            speedup_range=[round(min(ratios), 2), round(max(ratios), 2)],
+            repeats=args.repeats,
             max_abs_diff=max(abs(theirs[key] - ours[key]) for key in THREE),
             pml_metrics=theirs,
         )
     out["process_peak_rss_mb"] = round(rss_mb(), 1)
+    out["load_average"] = list(os.getloadavg())
     print(json.dumps(out))
+
+
+def fitted_exponent(sizes: list[int], seconds: list[float]) -> float:
+    """The least-squares slope of log(seconds) on log(size): time grows as size^slope.
+
+    Example:
+        >>> round(fitted_exponent([1000, 2000, 4000], [1.0, 4.0, 16.0]), 3)
+        2.0
+    """
+    xs, ys = np.log(np.asarray(sizes, float)), np.log(np.asarray(seconds, float))
+    return float(np.polyfit(xs, ys, 1)[0])
+
+
+def growth(args: argparse.Namespace) -> dict[str, Any]:
+    """dmlkit's time at each of ``--sizes`` (classes scaled with the size, leave-one-out), the median of
+    ``--repeats`` runs each, and the fitted exponent."""
+    rows = []
+    run_dmlkit(torch.randn(40, args.dim, device=args.device), torch.arange(40) % 10, None, None, args.backend)  # warm
+    for n in args.sizes:
+        classes = max(1, round(args.classes * n / args.n))
+        x, y = synthetic(n, args.dim, classes, args.noise, args.seed)
+        x = x.to(args.device)
+        times = [run_dmlkit(x, y, None, None, args.backend)[1] for _ in range(args.repeats)]
+        rows.append({"n": n, "classes": classes, "dmlkit_s": round(statistics.median(times), 3),
+                     "range_s": [round(min(times), 3), round(max(times), 3)]})  # fmt: skip
+    return {
+        "sizes": rows,
+        "exponent": round(fitted_exponent([r["n"] for r in rows], [r["dmlkit_s"] for r in rows]), 2),
+        "dim": args.dim,
+        "repeats": args.repeats,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()),
+        "versions": versions(),
+    }
 
 
 def versions() -> dict[str, str]:
