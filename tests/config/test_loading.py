@@ -64,6 +64,8 @@ def test_round_trip_through_yaml(tmp_path):
         ("trainer=3", r"'trainer': expected a mapping"),
         ("loss.name=null", r"'loss\.name': required"),
         ("noequals", r"expected KEY=VALUE"),
+        ("eval.retrieval_queries=-1", r"'eval\.retrieval_queries': must be >= 0, got -1"),
+        ("paper=3", r"'paper': expected dict\[str, Any\] or null, got 3"),
     ],
 )
 def test_bad_values_name_the_key(override, message):

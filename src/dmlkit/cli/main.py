@@ -132,11 +132,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dmlkit.report import find_runs, render_markdown, write_report
 
     if args.markdown:
+        if args.output:
+            _check_writable(args.output, "--output")
         text = render_markdown(find_runs(args.runs))
         if args.output:
             from dmlkit.files import atomic_write_text
 
-            _check_writable(args.output, "--output")
             atomic_write_text(args.output, text)
         else:
             sys.stdout.write(text)

@@ -157,8 +157,8 @@ def group_curves(groups: list[Group], metric: str) -> list[tuple[str, str]]:
     left.set_xlim(left=-0.3)  # epoch 0 (untrained) always in view, also when only the last epoch was evaluated
     _style(left, f"{metric} (mean over seeds)", "epoch (0: untrained)")
     _style(right, "training loss (mean over seeds, smoothed)", "step")
-    handles, labels = left.get_legend_handles_labels() or right.get_legend_handles_labels()
-    if not handles:
+    handles, labels = left.get_legend_handles_labels()
+    if not handles:  # no evaluation history: the loss panel names the settings
         handles, labels = right.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", fontsize=7, ncol=min(3, len(labels)), frameon=False)
     fig.tight_layout(rect=(0, 0.08 + 0.04 * math.ceil(len(labels) / 3), 1, 1))

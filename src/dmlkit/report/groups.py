@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -103,8 +104,6 @@ def differences(settings: list[dict[str, Any]]) -> list[str]:
 
 def _common_name(runs: list[RunRecord]) -> str:
     """The run directories' name with a trailing seed tag (``-s0``, ``_seed1``) removed."""
-    import re
-
     stems = {re.sub(r"[-_](s|seed)\d+$", "", r.name) for r in runs}
     return stems.pop() if len(stems) == 1 else runs[0].name
 
