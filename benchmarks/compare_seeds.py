@@ -7,12 +7,13 @@ Usage:
 Every (config, seed) trains with ``dmlkit train CONFIG --set seed=S`` into ``OUT_DIR/<config>-s<S>``
 (``--parallel N`` runs N at a time as separate processes; 1, the default, runs them one after the
 other). The JSON gives, per config, the final test metrics of every seed, their mean and sample
-standard deviation, the training times and each run's last logged ``train/*`` values (a method's
-diagnostics), and the same summary of the untrained model's metrics where the runs evaluated it
-(``untrained_summary``). ``--summarize-only`` reads existing run directories. ``benchmarks/docs_tables.py`` renders
-the docs' tables from this JSON. Progress (runs done and running, the time so far and an estimate of what
-is left) goes to stderr; at the end ``OUT_DIR/report.html`` (``--report``) is the ``dmlkit report`` of the
-runs.
+standard deviation, the training times, each run's last logged ``train/*`` values (a method's
+diagnostics), each run's sum of every per-epoch ``method/*`` value (``method_sums``), and the same
+summary of the untrained model's metrics where the runs evaluated it (``untrained_summary``).
+``--summarize-only`` reads existing run directories. ``benchmarks/docs_tables.py`` renders the docs'
+tables from this JSON. Progress (runs done and running, the time so far and an estimate of what is
+left) goes to stderr; at the end ``OUT_DIR/report.html`` (``--report``) is the ``dmlkit report`` of
+the runs.
 """
 
 from __future__ import annotations
@@ -91,16 +92,20 @@ def read_metrics(run_dir: Path) -> dict | None:
         return None
 
 
-def last_train_logs(run_dir: Path) -> dict[str, float]:
-    """The last logged value of every ``train/*`` column of a run's ``logs/csv/metrics.csv``."""
+def logged_values(run_dir: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """From a run's ``logs/csv/metrics.csv``: the last logged value of every ``train/*`` column, and the sum
+    over the run of every ``method/*`` column (a method's per-epoch figures, e.g. magnet's ``refresh_s``)."""
     path = run_dir / "logs" / "csv" / "metrics.csv"
     last: dict[str, float] = {}
+    sums: dict[str, float] = {}
     if path.is_file():
         with path.open(newline="") as f:
             for row in csv.DictReader(f):
-                logged = {k: v for k, v in row.items() if k and k.startswith("train/") and v not in ("", None)}
-                last.update({k: float(v) for k, v in logged.items()})
-    return last
+                logged = {k: float(v) for k, v in row.items() if k and v not in ("", None)}
+                last.update({k: v for k, v in logged.items() if k.startswith("train/")})
+                for key in (k for k in logged if k.startswith("method/")):
+                    sums[key] = round(sums.get(key, 0.0) + logged[key], 4)
+    return last, sums
 
 
 def mean_std(runs: list[dict]) -> dict[str, dict]:
@@ -118,7 +123,7 @@ def mean_std(runs: list[dict]) -> dict[str, dict]:
 def summarize(configs: list[str], seeds: list[int], out_dir: Path) -> dict:
     out = {}
     for config in configs:
-        runs, untrained, times, logs = {}, {}, [], {}
+        runs, untrained, times, logs, sums = {}, {}, [], {}, {}
         for seed in seeds:
             path = run_dir_of(out_dir, config, seed) / "metrics.json"
             if not path.is_file():
@@ -130,7 +135,7 @@ def summarize(configs: list[str], seeds: list[int], out_dir: Path) -> dict:
             untrained[seed] = data.get("untrained") if completed else None
             if completed:
                 times.append(data.get("train_time_s"))
-            logs[seed] = last_train_logs(path.parent) if completed else None
+            logs[seed], sums[seed] = logged_values(path.parent) if completed else (None, None)
         done = [m for m in runs.values() if m]
         out[config] = {
             "completed": len(done),
@@ -139,6 +144,7 @@ def summarize(configs: list[str], seeds: list[int], out_dir: Path) -> dict:
             "untrained_summary": mean_std([m for m in untrained.values() if m]),
             "train_time_s": times,
             "last_train_logs": logs,
+            "method_sums": sums,
         }
     return out
 

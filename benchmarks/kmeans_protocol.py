@@ -8,8 +8,15 @@ unit sphere at ``--sizes N:K ...`` (class spread ``--spread``, dimension ``--dim
 
 Prints ONE JSON object: per data set, per protocol, NMI, F1 and seconds.
 
+``--cost-sizes N:K ...`` times the evaluation's k-means (``kmeans`` as the evaluator calls it) at each
+size, in the order given, and compares each with the previous one: ``jump`` is the time ratio divided by
+the ratio of n × k (the work of one Lloyd iteration), so a constant-cost protocol gives about 1. The
+command exits 1 when a jump lies outside [1/``--max-jump``, ``--max-jump``]: the cliff of the old protocol
+(15k × 2.8k in 28–33 s, 30k × 5.6k in 4.2 s: a jump of 0.03) fails it.
+
 Usage:
     python benchmarks/kmeans_protocol.py --sizes 6000:100 24000:2100 [--npz test.npz] [--restarts 3]
+    python benchmarks/kmeans_protocol.py --sizes --cost-sizes 7500:1400 15000:2800 24000:2100 30000:5600
 """
 
 from __future__ import annotations
@@ -67,6 +74,23 @@ def measure(x: np.ndarray, labels: np.ndarray, restarts: int) -> dict[str, dict[
     return out
 
 
+def cost_sweep(sizes: list[str], dim: int, spread: float, restarts: int, max_jump: float) -> dict:
+    """Seconds of the evaluation's k-means at each size and the jump from the previous size."""
+    rows: list[dict] = []
+    for size in sizes:
+        n, k = (int(v) for v in size.split(":"))
+        x, labels = synthetic(n, k, dim, spread)
+        start = time.perf_counter()
+        assign = kmeans(x, k, restarts=restarts)
+        row = {"n": n, "k": k, "seconds": round(time.perf_counter() - start, 2), "nmi": round(nmi(labels, assign), 4)}
+        if rows:
+            work = (n * k) / (rows[-1]["n"] * rows[-1]["k"])
+            row["jump"] = round(row["seconds"] / max(rows[-1]["seconds"], 1e-3) / work, 3)
+        rows.append(row)
+    jumps = [r["jump"] for r in rows[1:]]
+    return {"sizes": rows, "max_jump": max_jump, "smooth": all(1 / max_jump <= j <= max_jump for j in jumps)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", nargs="*", default=["6000:100", "24000:2100"], metavar="N:K")
@@ -74,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--spread", type=float, default=0.9)
     p.add_argument("--restarts", type=int, default=3)
+    p.add_argument("--cost-sizes", nargs="*", default=[], metavar="N:K", help="time the k-means at these sizes")
+    p.add_argument("--max-jump", type=float, default=3.0, help="largest allowed cost jump between sizes")
     args = p.parse_args(argv)
     result: dict = {"restarts": args.restarts, "dim": args.dim, "spread": args.spread, "sets": {}}
     for path in args.npz:
@@ -84,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         n, k = (int(v) for v in size.split(":"))
         x, labels = synthetic(n, k, args.dim, args.spread)
         result["sets"][f"synthetic {n} x {k}"] = measure(x, labels, args.restarts)
+    if args.cost_sizes:
+        result["cost"] = cost_sweep(args.cost_sizes, args.dim, args.spread, args.restarts, args.max_jump)
     result["machine"] = {"cpu_count": os.cpu_count(), "load_average": list(os.getloadavg())}
     print(json.dumps(result, indent=2))
-    return 0
+    return 0 if result.get("cost", {}).get("smooth", True) else 1
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@
    (configs/pl_manifold_omniglot.yaml) and with k-means pseudo-labels (configs/pseudo_label_omniglot.yaml),
    same budget, ``--seeds`` each (benchmarks/compare_seeds.py), and evaluate zero-shot on the evaluation
    alphabets.
-3. Report, mean ± std over the seeds: the starting embedding (the untrained evaluation of each run: the
-   pretrained backbone and the run's fresh projection head), each method's final test metrics, and
-   the similarity-quality diagnostics of each embedding (PL pieces vs k-means vs hierarchical
-   pseudo-labels on test neighbourhood batches; test labels are read by the diagnostics only).
+3. Print compare_seeds' JSON of the runs (``benchmarks/docs_tables.py`` renders docs/pl_manifold.md's
+   tables from it), the starting embedding being each run's untrained evaluation (the pretrained
+   backbone and the run's fresh projection head; ``CONFIG:untrained``), with the similarity-quality
+   diagnostics ``diag_*`` of each final embedding (PL pieces vs k-means vs hierarchical pseudo-labels on
+   test neighbourhood batches, the same settings for both methods; test labels are read by the
+   diagnostics only) in each config's summary.
 
 Usage:
     python benchmarks/pl_manifold_omniglot.py [--seeds 0 1 2] [--parallel 2] [--out-dir runs/pl_omniglot]
@@ -89,34 +91,26 @@ def main() -> None:
     if args.pretrain_only:
         print(json.dumps({"weights": str(weights)}))
         return
-    overrides = [f"model.pretrained={weights}", *args.set]
+    overrides = [f"model.pretrained={args.weights}", *args.set]  # relative to the repository root
     cmd = [sys.executable, str(ROOT / "benchmarks" / "compare_seeds.py"), *METHODS.values()]
     cmd += ["--seeds", *map(str, args.seeds), "--parallel", str(args.parallel), "--out-dir", str(out)]
     for item in overrides:
         cmd += ["--set", item]
     if args.summarize_only:
         cmd.append("--summarize-only")
-    compared = json.loads(subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, text=True).stdout)
-    result: dict = {"weights": str(weights), "overrides": overrides, "seeds": args.seeds, "failed": compared["failed"]}
-    starts, start_diag = [], []
-    for name, config in METHODS.items():
-        rows, diags = [], []
+    compared = json.loads(subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout)
+    result: dict = {"weights": args.weights, **compared}
+    for config in METHODS.values():
+        diags = []
         for seed in args.seeds:
             run_dir = out / f"{Path(config).stem}-s{seed}"
             metrics = json.loads((run_dir / "metrics.json").read_text())
-            if metrics.get("status") != "completed":
-                continue
-            rows.append(metrics["test"])
-            diags.append(diagnostics_of(run_dir, seed))
-            if name == "pl_manifold":  # its untrained evaluation carries the diagnostics of the start
-                starts.append({k: v for k, v in metrics["untrained"].items() if not k.startswith("diag_")})
-                start_diag.append({k: v for k, v in metrics["untrained"].items() if k.startswith("diag_")})
-        result[name] = {
-            "metrics": mean_std([{k: v for k, v in r.items() if not k.startswith("diag_")} for r in rows]),
-            "diagnostics": mean_std(diags),
-            "train_time_s": compared["configs"][config]["train_time_s"],
-        }
-    result["start"] = {"metrics": mean_std(starts), "diagnostics": mean_std(start_diag)}
+            if metrics.get("status") == "completed":
+                diags.append(diagnostics_of(run_dir, seed))
+        # one set of diagnostics for both methods: the final student embedding, the same piece settings
+        entry = result["configs"][config]
+        entry["summary"] = {k: v for k, v in entry["summary"].items() if not k.startswith("diag_")}
+        entry["summary"].update(mean_std(diags))
     print(json.dumps(result, indent=2))
 
 

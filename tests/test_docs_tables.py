@@ -64,7 +64,25 @@ def test_a_table_may_join_the_configs_of_several_json_files(tmp_path, monkeypatc
     assert docs_tables.main([str(doc)]) == 0
     assert "| A | 0.500 ± 0.100 |\n| B | 0.250 |" in doc.read_text()
     doc.write_text("<!-- table: r.json, r.json\nrows: a.yaml = A\ncolumns: recall@1 = R@1\n-->\n<!-- /table -->\n")
-    with pytest.raises(SystemExit, match="a.yaml are in more than one of its JSON files"):
+    with pytest.raises(SystemExit, match="two of a table's JSON files are named r.json"):
+        docs_tables.main([str(doc)])
+
+
+def test_a_config_in_two_json_files_is_named_by_its_file(tmp_path, monkeypatch):
+    other = {**RESULTS["configs"]["a.yaml"], "summary": {"recall@1": {"mean": 0.75, "std": None}}}
+    (tmp_path / "r.json").write_text(json.dumps({"configs": {"a.yaml": RESULTS["configs"]["a.yaml"]}}))
+    (tmp_path / "s.json").write_text(json.dumps({"configs": {"a.yaml": other}}))
+    monkeypatch.setattr(docs_tables, "ROOT", tmp_path)
+    doc = tmp_path / "doc.md"
+    spec = "<!-- table: r.json, s.json\nrows: {rows}\ncolumns: recall@1 = R@1\n-->\n<!-- /table -->\n"
+    doc.write_text(spec.format(rows="a.yaml@r = A; a.yaml@s = A'; a.yaml:untrained@s = A untrained"))
+    assert docs_tables.main([str(doc)]) == 0
+    assert "| A | 0.500 ± 0.100 |\n| A' | 0.750 |\n| A untrained | 0.125 ± 0.025 |" in doc.read_text()
+    doc.write_text(spec.format(rows="a.yaml = A"))
+    with pytest.raises(SystemExit, match=r"'a.yaml' is in more than one of its JSON files \(r, s\); name one as"):
+        docs_tables.main([str(doc)])
+    doc.write_text(spec.format(rows="a.yaml@t = A"))
+    with pytest.raises(SystemExit, match="a.yaml@t: no JSON file t.json among its sources"):
         docs_tables.main([str(doc)])
 
 
@@ -110,3 +128,12 @@ def test_the_untrained_row_of_a_config():
     assert table.endswith("| U | 0.125 ± 0.025 |\n| A | 0.500 ± 0.100 |\n")
     with pytest.raises(SystemExit, match="expected CONFIG or CONFIG:untrained"):
         docs_tables.render(RESULTS, [("a.yaml:best", "B")], [("recall@1", "R@1")], "doc")
+
+
+def test_a_typed_results_table_must_say_why():
+    table = "| run | R@1 |\n|---|---|\n| A | 0.500 ± 0.100 |\n"
+    assert docs_tables.undeclared_tables(f"text\n\n{table}") == [3]
+    assert docs_tables.undeclared_tables(f"<!-- typed: ran on a GPU; its JSON was not kept -->\n{table}") == []
+    assert docs_tables.undeclared_tables("| metric | key |\n|---|---|\n| NMI | `nmi` |\n") == []
+    declared = "<!-- table: r.json\nrows: a.yaml = A\ncolumns: recall@1 = R@1\n-->\n" + table + "<!-- /table -->\n"
+    assert docs_tables.undeclared_tables(declared + "\n" + table) == [10]

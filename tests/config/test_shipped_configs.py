@@ -4,16 +4,17 @@ import pytest
 
 from dmlkit.assembly import check_config
 from dmlkit.config import config_to_dict, load_config, read_config_file, read_yaml
-from paths import CONFIGS
+from paths import CONFIGS, ROOT
 
 RUNNABLE = sorted(p for p in CONFIGS.rglob("*.yaml") if "base" not in p.relative_to(CONFIGS).parts)
+BENCHMARK_CONFIGS = sorted((ROOT / "benchmarks").rglob("*.yaml"))
 
 
 def ids(path):
-    return str(path.relative_to(CONFIGS))
+    return str(path.relative_to(ROOT))
 
 
-@pytest.mark.parametrize("path", RUNNABLE, ids=ids)
+@pytest.mark.parametrize("path", RUNNABLE + BENCHMARK_CONFIGS, ids=ids)
 def test_shipped_config_passes_the_dry_build(path):
     resolved = check_config(load_config(path))
     assert resolved.data.image_size is not None  # derived values are recorded

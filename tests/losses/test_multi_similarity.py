@@ -12,7 +12,7 @@ from .conftest import close, evaluate, make_batch
 @pytest.mark.parametrize("base", [1.0, 0.5])
 def test_all_pairs_matches_reference(dtype, base):
     x, y = make_batch(dtype)
-    expected = ref.multi_similarity(x, y, 2.0, 50.0, base)
+    expected = ref.multi_similarity(x, y, 2.0, 40.0, base)
     assert evaluate("multi_similarity", x, y, {"mining": "all", "base": base})[1] == pytest.approx(
         expected, **close(dtype)
     )
@@ -24,7 +24,7 @@ def test_mined_pairs_match_reference(dtype, epsilon):
     loss, got = evaluate("multi_similarity", x, y, {"epsilon": epsilon, "base": 0.5})
     a1, _, a2, _ = loss.mine(x.to(torch.float64 if dtype == torch.float64 else torch.float32), y)
     assert 0 < len(a2) < len(y) * 9 and 0 < len(a1) <= len(y) * 2  # the mining drops some pairs
-    assert got == pytest.approx(ref.multi_similarity(x, y, 2.0, 50.0, 0.5, epsilon), **close(dtype))
+    assert got == pytest.approx(ref.multi_similarity(x, y, 2.0, 40.0, 0.5, epsilon), **close(dtype))
 
 
 def test_closed_form():
@@ -35,7 +35,7 @@ def test_closed_form():
     neg_a = torch.log1p(torch.exp(torch.tensor(0.0))) / 50  # s_ac = 1: log(1 + e^0)/50
     neg_b = torch.log1p(torch.exp(torch.tensor(-50.0))) / 50
     expected = (2 * pos + neg_a + neg_b + neg_a + neg_b) / 3  # c's negatives are a (s=1) and b (s=0)
-    got = build_loss("multi_similarity", {"mining": "all", "base": 1.0})(x, y)
+    got = build_loss("multi_similarity", {"mining": "all", "base": 1.0, "beta": 50.0})(x, y)
     assert float(got) == pytest.approx(float(expected), rel=1e-6)
 
 
@@ -47,6 +47,6 @@ def test_reference_set(dtype):
     x, y = make_batch(dtype)
     memory, memory_y = make_batch(dtype, seed=11, per_class=2)
     for mining, epsilon in [("all", None), ("multi_similarity", 0.1)]:
-        expected = ref.multi_similarity(x, y, 2.0, 50.0, 1.0, epsilon, ref=memory, ref_y=memory_y)
+        expected = ref.multi_similarity(x, y, 2.0, 40.0, 1.0, epsilon, ref=memory, ref_y=memory_y)
         got = evaluate("multi_similarity", x, y, {"mining": mining, "base": 1.0}, memory, memory_y)[1]
         assert got == pytest.approx(expected, **close(dtype))

@@ -111,11 +111,19 @@ def test_distance_weighted_sampling_frequencies_follow_inverse_sphere_density():
 
 def test_margin_all_triplets_matches_reference(dtype):
     x, y = make_batch(dtype)
-    loss, value = evaluate("margin", x, y, {"mining": "all"})
+    loss, value = evaluate("margin", x, y, {"mining": "all", "beta_per_class": False})
     triplets = ref.all_triplets(y.tolist(), y.tolist(), True)
     beta = loss.loss.beta.item()  # the fp32 parameter: 1.2 rounded to fp32
     assert value == pytest.approx(ref.margin_loss(x, y, triplets, 0.2, beta), **close(dtype))
     assert loss.lr_mult == 50
+
+
+def test_margin_learns_one_beta_per_class_by_default():
+    """Wu et al.'s code: β has one entry per training class, indexed by the anchor's label."""
+    loss = build_loss("margin", {}, num_classes=CLASSES)
+    assert loss.loss.beta.shape == (CLASSES,) and torch.all(loss.loss.beta == torch.tensor(1.2))
+    with pytest.raises(ValueError, match="margin"):
+        build_loss("margin", {})
 
 
 def test_margin_per_class_beta_over_sampled_triplets(dtype):
@@ -135,7 +143,9 @@ def test_margin_per_class_beta_over_sampled_triplets(dtype):
 
 def test_margin_beta_learns_and_stays_fp32():
     x, y = make_batch(torch.float64)
-    loss = build_loss("margin", {"mining": "all", "nu": 0.01, "beta": 1.25}, num_classes=CLASSES)
+    loss = build_loss(
+        "margin", {"mining": "all", "nu": 0.01, "beta": 1.25, "beta_per_class": False}, num_classes=CLASSES
+    )
     out = loss(x.requires_grad_(), y)
     out.backward()
     assert loss.loss.beta.dtype == torch.float32 and loss.loss.beta.grad is not None

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dmlkit.config import config_from_dict, config_to_dict
-from dmlkit.report.groups import best_per_metric, group_runs, metric_names, stat
+from dmlkit.report.groups import best_per_metric, differences, group_runs, metric_names, stat
 from dmlkit.report.page import comparison_rows, render_markdown
 from dmlkit.report.records import RunRecord
 
@@ -79,3 +79,14 @@ def test_markdown_table():
         f"| t | **0.700 ± {statistics.stdev([0.8, 0.6]):.3f}** | 2 |\n"
         "| n | 0.500 | 1 |\n"
     )
+
+
+def test_a_setting_is_named_by_at_most_a_few_keys_and_not_by_the_children_of_an_unset_section():
+    a = {"loss": None, "method": {"name": "intra_batch", "heads": 2}}
+    b = {"loss": {"name": "triplet", "margin": 0.2}, "method": {"name": "metric_loss"}}
+    assert differences([a, b]) == [
+        "loss=None; method.heads=2; method.name=intra_batch",
+        "loss.margin=0.2; loss.name=triplet; method.heads=(not set); method.name=metric_loss",
+    ]
+    many = [{f"k{i}": i for i in range(8)}, {f"k{i}": -i - 1 for i in range(8)}]
+    assert differences(many, limit=3)[0] == "k0=0; k1=1; k2=2; … 5 more"

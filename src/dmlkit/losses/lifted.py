@@ -10,7 +10,7 @@ from dmlkit.losses.registry import LOSSES
 
 
 @LOSSES.register("lifted")
-def lifted(alpha: float = 1.0, normalize: bool = True) -> PMLLoss:
+def lifted(alpha: float = 1.0, normalize: bool = False) -> PMLLoss:
     """Lifted structure: ``J_ij = log(Σ_{k∈N_i} e^{α−D_ik} + Σ_{l∈N_j} e^{α−D_jl}) + D_ij`` per positive
     pair, loss ``1/(2|P|) Σ_{(i,j)∈P} [J_ij]_+²``, α = 1 (Song et al. 2016, eq. 4).
 
@@ -23,7 +23,10 @@ def lifted(alpha: float = 1.0, normalize: bool = True) -> PMLLoss:
 
     Args:
         alpha: α, the margin in the exponent (PML's ``neg_margin``).
-        normalize: L2-normalise embeddings (methods.md §5 convention; Song et al. do not).
+        normalize: L2-normalise embeddings. Default ``false``: Song et al.'s Caffe model feeds the
+            raw embedding to the loss (no normalisation layer), which produced the paper's figures;
+            methods.md §5's convention of normalised embeddings is ``true``, where α = 1 is a far
+            harder margin (distances lie in [0, 2]).
     """
     validate.positive("loss.alpha", alpha)
     validate.flag("loss.normalize", normalize)

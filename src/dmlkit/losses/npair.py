@@ -23,8 +23,9 @@ def npair(l2_reg: float = 0.002, normalize: bool = False) -> PMLLoss:
     the whole batch). No reference set (``ref_emb``): PML's ``NPairsLoss`` does not support one.
 
     Args:
-        l2_reg: λ (0.002; Sohn uses 0.002–0.02). TensorFlow's ``npairs_loss(reg_lambda)`` applies
-            ``reg_lambda/4·(mean‖a‖² + mean‖p‖²)``, i.e. our ``l2_reg = reg_lambda/2``.
+        l2_reg: λ, 0.002 (our choice within methods.md §5's 0.002–0.02; no authors' code exists).
+            TensorFlow's ``npairs_loss(reg_lambda)`` applies ``reg_lambda/4·(mean‖a‖² + mean‖p‖²)``,
+            i.e. our ``l2_reg = reg_lambda/2``: its default 0.002 is our 0.001.
         normalize: L2-normalise embeddings (``false``: Sohn keeps them unnormalised and relies
             on the regulariser; DVML does the same for N-pair, methods.md §1(b)).
     """

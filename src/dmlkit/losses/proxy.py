@@ -53,8 +53,9 @@ class ProxyNCALoss(MetricLoss):
     ``−log(exp(−s·‖x̂ − p̂_y‖²) / Σ_{z≠y} exp(−s·‖x̂ − p̂_z‖²))``, mean over the batch, with x̂ and the
     proxies p̂ L2-normalised. The paper's denominator leaves out the true proxy;
     ``include_positive=True`` keeps it (ProxyNCA++ and PML ``ProxyNCALoss``: a softmax
-    cross-entropy, bounded below by 0). Proxies are initialised with Kaiming-normal (fan-out), as in
-    Kim et al.'s proxy-loss code. fp64 embeddings give an fp64 loss (with fp64 copies of the proxies).
+    cross-entropy, bounded below by 0). Proxies are initialised with Kaiming-normal (fan-out), our
+    choice (Kim et al.'s Proxy-Anchor initialisation; no authors' code of Proxy-NCA exists). fp64
+    embeddings give an fp64 loss (with fp64 copies of the proxies).
 
     Args:
         num_classes: Number of training classes (one proxy each).
@@ -121,8 +122,9 @@ def proxy_nca(
     Args:
         softmax_scale: Scale of the squared distances (1; 9 for ProxyNCA++).
         include_positive: Keep the true proxy in the softmax denominator (ProxyNCA++/PML form).
-        lr_mult: Proxy LR multiplier, 100 (the paper only says "higher"; Kim et al.'s proxy-loss
-            code trains every proxy loss at ×100, Roth et al. 2020 at ×50 for Proxy-NCA).
+        lr_mult: Proxy LR multiplier, 100 (our choice, as Proxy-Anchor's: the paper only says
+            "higher", no authors' code exists; Roth et al. 2020 use ×50, Kim et al.'s Proxy-NCA
+            baseline ×1 with a softmax scale of 32).
     """
     validate.needs_classes("proxy_nca", num_classes, embedding_dim)
     validate.positive("loss.softmax_scale", softmax_scale)

@@ -80,7 +80,7 @@ def margin(
     margin: float = 0.2,
     beta: float = 1.2,
     learn_beta: bool = True,
-    beta_per_class: bool = False,
+    beta_per_class: bool = True,
     nu: float = 0.0,
     mining: str = "distance_weighted",
     cutoff: float = 0.5,
@@ -98,14 +98,16 @@ def margin(
         margin: α (0.2).
         beta: Initial boundary β (1.2).
         learn_beta: Learn β (Wu et al.: yes).
-        beta_per_class: One β per class (β of the anchor's class) instead of a global one; needs
-            the number of training classes (passed by dmlkit).
+        beta_per_class: One β per training class (β of the anchor's class; default), as in Wu et
+            al.'s code and the paper's class-specific β^(class); ``false`` learns one global β (PML's
+            default). Needs the number of training classes (passed by dmlkit).
         nu: Weight ν of the β regulariser (0).
         mining: ``distance_weighted`` (Wu et al., :func:`dmlkit.losses.miners.dws_miner`) or ``all``
             triplets.
         cutoff, nonzero_loss_cutoff: Distance-weighted sampling parameters (0.5, 1.4).
         lr_mult: LR multiplier of β, 50 (our choice, after the defaults of Roth et al.'s 2020 code:
-            β at 5e-4 with a base LR of 1e-5; Wu et al. also give β its own, larger learning rate).
+            β at 5e-4 with a base LR of 1e-5). Wu et al.'s code trains β with its own optimiser (SGD,
+            momentum 0.9, LR 0.1, beside Adam 1e-4 for the network), which no multiplier reproduces.
     """
     validate.at_least("loss.margin", margin)
     validate.positive("loss.beta", beta)

@@ -93,13 +93,30 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def differences(settings: list[dict[str, Any]]) -> list[str]:
+#: At most this many differing keys name a setting; the rest are counted.
+MAX_DIFFERENCES = 6
+
+
+def _nested(key: str, other: str) -> bool:
+    """Whether one of the two flattened keys lies under the other (``loss`` and ``loss.margin``)."""
+    return key.startswith(f"{other}.") or other.startswith(f"{key}.")
+
+
+def differences(settings: list[dict[str, Any]], limit: int = MAX_DIFFERENCES) -> list[str]:
     """For each setting, the config keys whose values differ between the settings (``key=value; ...``; a
-    key the setting does not set reads ``(not set)``)."""
+    key the setting does not set reads ``(not set)``, unless the setting sets a key above or below it, as
+    ``loss=None`` beside ``loss.margin``), the first ``limit`` of them and then how many more."""
     flat = [flatten({k: v for k, v in s.items() if k not in PER_RUN_KEYS and k != "paper"}) for s in settings]
     keys = sorted(set().union(*flat)) if flat else []
     differing = [k for k in keys if len({repr(f.get(k, "(not set)")) for f in flat}) > 1]
-    return ["; ".join(f"{k}={f.get(k, '(not set)')}" for k in differing) for f in flat]
+    out = []
+    for f in flat:
+        shown = [k for k in differing if k in f or not any(_nested(k, other) for other in f)]
+        parts = [f"{k}={f.get(k, '(not set)')}" for k in shown[:limit]]
+        if len(shown) > limit:
+            parts.append(f"… {len(shown) - limit} more")
+        out.append("; ".join(parts))
+    return out
 
 
 def _common_name(runs: list[RunRecord]) -> str:
