@@ -42,7 +42,7 @@ def pretrain(weights: Path, run_dir: Path, overrides: list[str]) -> None:
     cmd = [sys.executable, "-m", "dmlkit", "train", PRETRAIN, "--run-dir", str(run_dir)]
     for item in ["trainer.progress_bar=false", *overrides]:
         cmd += ["--set", item]
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=sys.stderr)  # stdout is the JSON
     state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
     backbone = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     weights.parent.mkdir(parents=True, exist_ok=True)
