@@ -12,8 +12,8 @@ DOC = (ROOT / "docs" / "losses.md").read_text(encoding="utf-8")
 
 
 def table_rows() -> list[tuple[str, str, str]]:
-    """(loss, parameter, dmlkit cell) of the table that follows the ``defaults`` marker."""
-    lines = DOC.split("<!-- defaults:", 1)[1].splitlines()[1:]
+    """(loss, parameter, dmlkit cell) of the table that follows the ``typed: defaults`` marker."""
+    lines = DOC.split("<!-- typed: defaults", 1)[1].splitlines()[1:]
     rows = []
     for line in lines[2:]:
         if not line.startswith("|"):
