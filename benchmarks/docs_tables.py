@@ -209,7 +209,13 @@ def rendered(text: str, source: str) -> str:
 
 
 RESULT_CELL = re.compile(r"^\**\d[\d,]*\.\d")
-TYPED = re.compile(r"<!-- typed: \S.*?-->\n*$", re.S)
+
+
+def marked_typed(before: str) -> bool:
+    """Whether the text just before a table (blank lines aside) is a ``<!-- typed: REASON -->`` comment."""
+    before = before.rstrip()
+    comment = before[before.rfind("<!--") :] if before.endswith("-->") else ""
+    return comment.startswith("<!-- typed: ") and len(comment) > len("<!-- typed:  -->")
 
 
 def undeclared_tables(text: str) -> list[int]:
@@ -225,7 +231,7 @@ def undeclared_tables(text: str) -> list[int]:
             start = number
         elif not line.startswith("|") and start is not None:
             cells = [c.strip() for row in lines[start:number] for c in row.strip("|").split("|")]
-            typed = TYPED.search("\n".join(lines[:start]) + "\n")
+            typed = marked_typed("\n".join(lines[max(0, start - 20) : start]))
             if start not in inside and not typed and any(RESULT_CELL.match(c) for c in cells):
                 found.append(start + 1)
             start = None

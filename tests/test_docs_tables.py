@@ -137,3 +137,6 @@ def test_a_typed_results_table_must_say_why():
     assert docs_tables.undeclared_tables("| metric | key |\n|---|---|\n| NMI | `nmi` |\n") == []
     declared = "<!-- table: r.json\nrows: a.yaml = A\ncolumns: recall@1 = R@1\n-->\n" + table + "<!-- /table -->\n"
     assert docs_tables.undeclared_tables(declared + "\n" + table) == [10]
+    # a marker further up does not cover a later table
+    marked = f"<!-- typed: a GPU run -->\n{table}\n<!-- value: r.json k -->1<!-- /value -->\n\n{table}"
+    assert docs_tables.undeclared_tables(marked) == [8]
