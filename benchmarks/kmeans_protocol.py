@@ -74,11 +74,28 @@ def measure(x: np.ndarray, labels: np.ndarray, restarts: int) -> dict[str, dict[
     return out
 
 
-def cost_sweep(sizes: list[str], dim: int, spread: float, restarts: int, max_jump: float) -> dict:
+def size(text: str) -> tuple[int, int]:
+    """``N:K`` (points, clusters) as two integers with N ≥ K ≥ 2; an argparse type."""
+    try:
+        n, k = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N:K, two integers (points:clusters)") from None
+    if not 2 <= k <= n:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N ≥ K ≥ 2")
+    return n, k
+
+
+def factor_above_one(text: str) -> float:
+    value = float(text)
+    if value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a factor above 1")
+    return value
+
+
+def cost_sweep(sizes: list[tuple[int, int]], dim: int, spread: float, restarts: int, max_jump: float) -> dict:
     """Seconds of the evaluation's k-means at each size and the jump from the previous size."""
     rows: list[dict] = []
-    for size in sizes:
-        n, k = (int(v) for v in size.split(":"))
+    for n, k in sizes:
         x, labels = synthetic(n, k, dim, spread)
         start = time.perf_counter()
         assign = kmeans(x, k, restarts=restarts)
@@ -93,21 +110,20 @@ def cost_sweep(sizes: list[str], dim: int, spread: float, restarts: int, max_jum
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", nargs="*", default=["6000:100", "24000:2100"], metavar="N:K")
+    p.add_argument("--sizes", nargs="*", type=size, default=[(6000, 100), (24000, 2100)], metavar="N:K")
     p.add_argument("--npz", nargs="*", default=[])
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--spread", type=float, default=0.9)
     p.add_argument("--restarts", type=int, default=3)
-    p.add_argument("--cost-sizes", nargs="*", default=[], metavar="N:K", help="time the k-means at these sizes")
-    p.add_argument("--max-jump", type=float, default=3.0, help="largest allowed cost jump between sizes")
+    p.add_argument("--cost-sizes", nargs="*", type=size, default=[], metavar="N:K", help="time k-means at these sizes")
+    p.add_argument("--max-jump", type=factor_above_one, default=3.0, help="largest allowed cost jump between sizes")
     args = p.parse_args(argv)
     result: dict = {"restarts": args.restarts, "dim": args.dim, "spread": args.spread, "sets": {}}
     for path in args.npz:
         data = np.load(path)
         x, labels = np.ascontiguousarray(data["embeddings"], dtype=np.float32), data["labels"]
         result["sets"][f"{path} ({len(x)} x {len(np.unique(labels))})"] = measure(x, labels, args.restarts)
-    for size in args.sizes:
-        n, k = (int(v) for v in size.split(":"))
+    for n, k in args.sizes:
         x, labels = synthetic(n, k, args.dim, args.spread)
         result["sets"][f"synthetic {n} x {k}"] = measure(x, labels, args.restarts)
     if args.cost_sizes:

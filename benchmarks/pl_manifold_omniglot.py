@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from compare_seeds import mean_std  # benchmarks/ is on sys.path when this script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN = "configs/pretrain_mnist_small_cnn.yaml"
@@ -61,17 +61,6 @@ def diagnostics_of(run_dir: Path, seed: int) -> dict[str, float]:
     emb, labels = torch.from_numpy(test.embeddings), test.labels
     defaults = {"rank": 2, "max_size": 10, "threshold": 0.8, "subset_selection": True, "residual_scale": "local"}
     return run_diagnostics(emb, np.asarray(labels), piece_args=defaults, seed=seed)
-
-
-def mean_std(rows: list[dict[str, float]]) -> dict[str, dict[str, float | None]]:
-    out = {}
-    for key in rows[0] if rows else []:
-        values = [r[key] for r in rows if key in r]
-        out[key] = {
-            "mean": round(statistics.fmean(values), 4),
-            "std": round(statistics.stdev(values), 4) if len(values) > 1 else None,
-        }
-    return out
 
 
 def main() -> None:
